@@ -1,0 +1,40 @@
+"""Built-in registry entries. Targets are imported only when used."""
+
+from .registry import DATASETS, METRICS, SYSTEMS
+
+# --- datasets -----------------------------------------------------------------------------
+DATASETS.register("bundled", "qtts_bench.data.bundled:load_bundled",
+                  "bundled real speech: Asterisk prompts (en/es/fr/it/ru) + LibriVox, 16 kHz")
+DATASETS.register("manifest", "qtts_bench.data.manifest:load_manifest",
+                  "JSONL manifest: id, audio, text, language, speaker, prompt_audio, prompt_text")
+DATASETS.register("seedtts", "qtts_bench.data.manifest:load_seedtts",
+                  "seed-tts-eval meta.lst: utt|prompt_text|prompt_wav|target_text[|gt_wav]")
+DATASETS.register("folder", "qtts_bench.data.manifest:load_folder",
+                  "folder of audio files with same-name .txt transcripts")
+DATASETS.register("synthetic", "qtts_bench.testing:load_synthetic",
+                  "deterministic synthetic speech-like signals (tests, smoke runs)")
+
+# --- systems ------------------------------------------------------------------------------
+SYSTEMS.register("passthrough", "qtts_bench.systems.classical:Passthrough",
+                 "identity codec: the upper bound of every reconstruction metric")
+SYSTEMS.register("opus", "qtts_bench.systems.classical:OpusCodec",
+                 "Opus (libopus via PyAV), bitrate in bit/s")
+SYSTEMS.register("mp3", "qtts_bench.systems.classical:Mp3Codec",
+                 "MP3 (LAME via PyAV), bitrate in bit/s")
+SYSTEMS.register("amr_nb", "qtts_bench.systems.classical:AmrNbCodec",
+                 "AMR-NB (opencore via PyAV), 8 kHz, bitrate 4750..12200 bit/s")
+SYSTEMS.register("g722", "qtts_bench.systems.classical:G722Codec",
+                 "G.722 (PyAV), 16 kHz, 64 kbit/s")
+SYSTEMS.register("codec2", "qtts_bench.systems.classical:Codec2Codec",
+                 "Codec2 (pycodec2), 8 kHz, mode 3200..700 bit/s")
+SYSTEMS.register("dummy_codec", "qtts_bench.testing:DummyCodec",
+                 "test codec: quantises to k bits and adds a fixed delay")
+SYSTEMS.register("dummy_tts", "qtts_bench.testing:DummyTTS",
+                 "test TTS: returns the item's reference audio, optionally after a sleep")
+
+# --- metrics ------------------------------------------------------------------------------
+METRICS.register("pesq_wb", "qtts_bench.metrics.signal:PesqWB", "PESQ P.862.2 wide-band at 16 kHz (MOS-LQO)")
+METRICS.register("pesq_nb", "qtts_bench.metrics.signal:PesqNB", "PESQ P.862 narrow-band at 8 kHz (MOS-LQO)")
+METRICS.register("stoi", "qtts_bench.metrics.signal:Stoi", "STOI (pystoi, 10 kHz internal)")
+METRICS.register("estoi", "qtts_bench.metrics.signal:Estoi", "extended STOI (pystoi)")
+METRICS.register("si_sdr", "qtts_bench.metrics.signal:SiSdr", "scale-invariant SDR, zero-mean (dB)")

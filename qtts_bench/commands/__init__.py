@@ -1,0 +1,1 @@
+"""CLI subcommands: each module has configure(parser) and main(args) -> exit code."""

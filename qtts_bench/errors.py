@@ -1,0 +1,45 @@
+"""Exceptions shared across the harness.
+
+Each carries a message meant for a user: it names the file, field, utterance or extra involved.
+"""
+
+
+class QttsBenchError(Exception):
+    """Base class for errors the CLI reports without a traceback."""
+
+
+class ConfigError(QttsBenchError):
+    """A suite, manifest or parameter is invalid. Raised before any work starts."""
+
+
+class UnknownNameError(ConfigError):
+    """A registry lookup failed; the message carries did-you-mean suggestions."""
+
+
+class MissingExtraError(QttsBenchError):
+    """An optional dependency is absent; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str = ""):
+        what = f" (needed for {purpose})" if purpose else ""
+        super().__init__(
+            f"'{package}' is not installed{what}. Install it with: pip install 'qtts-bench[{extra}]'"
+        )
+        self.package, self.extra = package, extra
+
+
+class MetricFailure(QttsBenchError):
+    """A metric cannot score this utterance; recorded as a missing value with this reason."""
+
+
+class SystemFailure(QttsBenchError):
+    """A system failed or returned unusable audio for this utterance."""
+
+
+def require(module: str, extra: str, purpose: str = ""):
+    """Import an optional module, or raise MissingExtraError naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(module, extra, purpose) from exc

@@ -1,0 +1,100 @@
+"""One lazy registry mechanism for systems, metrics and datasets.
+
+Entries are ``"module:attr"`` strings with a one-line summary, so ``qtts-bench list`` and
+``validate`` never import heavy modules (torch, model weights). Third-party packages add systems
+through the ``qtts_bench.systems`` entry-point group (likewise ``qtts_bench.metrics`` and
+``qtts_bench.datasets``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+from .errors import ConfigError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str  # "package.module:attr"
+    summary: str = ""
+    defaults: dict = field(default_factory=dict)  # parameters bound for this registered variant
+
+    def load(self):
+        module_name, _, attr = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            return getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load '{self.name}' from '{self.target}': {exc}") from exc
+
+
+class Registry:
+    """Name -> lazy target, for one kind of thing ("system", "metric", "dataset")."""
+
+    def __init__(self, kind: str, entry_point_group: str):
+        self.kind = kind
+        self.group = entry_point_group
+        self._entries: dict[str, Entry] = {}
+        self._plugins_loaded = False
+
+    def register(self, name: str, target: str, summary: str = "", **defaults) -> None:
+        if name in self._entries and self._entries[name].target != target:
+            raise ConfigError(f"{self.kind} '{name}' is registered twice")
+        self._entries[name] = Entry(name, target, summary, dict(defaults))
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=self.group):
+            if ep.name not in self._entries:
+                self._entries[ep.name] = Entry(ep.name, ep.value, f"plugin from {ep.dist.name if ep.dist else '?'}")
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def entry(self, name: str) -> Entry:
+        self._load_plugins()
+        try:
+            return self._entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} '{name}'{hint} (see `qtts-bench list {self.kind}s`)"
+            ) from None
+
+    def get(self, name: str):
+        """Import and return the registered class or factory."""
+        return self.entry(name).load()
+
+    def create(self, name: str, **params):
+        """Instantiate with the variant's defaults overridden by ``params`` (no weights load)."""
+        entry = self.entry(name)
+        return entry.load()(**{**entry.defaults, **params})
+
+    def __contains__(self, name: str) -> bool:
+        self._load_plugins()
+        return name in self._entries
+
+
+SYSTEMS = Registry("system", "qtts_bench.systems")
+METRICS = Registry("metric", "qtts_bench.metrics")
+DATASETS = Registry("dataset", "qtts_bench.datasets")
+
+REGISTRIES = {"systems": SYSTEMS, "metrics": METRICS, "datasets": DATASETS}
+
+
+def _register_builtins() -> None:
+    from . import catalog  # noqa: F401  (registers the built-in entries)
+
+
+_register_builtins()

@@ -1,0 +1,1 @@
+"""Systems under test: codecs (audio -> encoded -> audio) and TTS (text -> audio)."""
