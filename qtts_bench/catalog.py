@@ -28,9 +28,9 @@ SYSTEMS.register("g722", "qtts_bench.systems.classical:G722Codec",
 SYSTEMS.register("codec2", "qtts_bench.systems.classical:Codec2Codec",
                  "Codec2 (pycodec2), 8 kHz, mode 3200..700 bit/s")
 SYSTEMS.register("dummy_codec", "qtts_bench.testing:DummyCodec",
-                 "test codec: quantises to k bits and adds a fixed delay")
+                 "test codec: uniform k-bit scalar quantiser, with failure injection")
 SYSTEMS.register("dummy_tts", "qtts_bench.testing:DummyTTS",
-                 "test TTS: returns the item's reference audio, optionally after a sleep")
+                 "test TTS: speech-like signal seeded by the text, optional sleep / streaming")
 
 # --- metrics ------------------------------------------------------------------------------
 METRICS.register("pesq_wb", "qtts_bench.metrics.signal:PesqWB", "PESQ P.862.2 wide-band at 16 kHz (MOS-LQO)")

@@ -76,9 +76,9 @@ class Registry:
         """Import and return the registered class or factory."""
         return self.entry(name).load()
 
-    def create(self, name: str, **params):
+    def create(self, registered_name: str, /, **params):
         """Instantiate with the variant's defaults overridden by ``params`` (no weights load)."""
-        entry = self.entry(name)
+        entry = self.entry(registered_name)
         return entry.load()(**{**entry.defaults, **params})
 
     def __contains__(self, name: str) -> bool:

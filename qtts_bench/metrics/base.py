@@ -59,6 +59,7 @@ class Metric:
     requires: ClassVar[tuple[str, ...]] = ()
     sample_rate: ClassVar[int | None] = None  # rate audio is resampled to before scoring
     version: ClassVar[str] = "1"
+    percentiles: ClassVar[tuple[float, ...]] = ()  # extra percentiles in summary.json (e.g. speed)
 
     def __init__(self, **params):
         self.params = params
@@ -83,4 +84,5 @@ class Metric:
             "requires": list(cls.requires),
             "sample_rate": cls.sample_rate,
             "version": cls.version,
+            "percentiles": list(cls.percentiles),
         }

@@ -17,9 +17,11 @@ class System:
 
     kind: str = "system"
     sample_rate: int = 16000
+    device: str = "cpu"  # set by load(); the runner times CUDA work with synchronisation
 
     def load(self, device: str = "cpu") -> None:
         """Load weights / libraries onto ``device`` ("cpu", "cuda", "cuda:1"). Idempotent."""
+        self.device = device
 
     def provenance(self) -> dict:
         """What exactly this system is: parameters, checkpoint path and sha256, library versions."""

@@ -1,0 +1,52 @@
+"""``qtts-bench run SUITE``: validate, then run every dataset x system point, resumably."""
+
+from __future__ import annotations
+
+import sys
+
+
+def configure(parser) -> None:
+    parser.add_argument("suite", help="suite YAML file")
+    parser.add_argument("--limit", type=int, help="only the first N utterances of each dataset")
+    parser.add_argument("--systems", nargs="+", metavar="KEY", help="only these system keys of the suite")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the suite's, else auto)")
+    parser.add_argument("--out", help="results root (default: the suite's `output`, else results/)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args) -> int:
+    from ..runner import run_suite
+    from ..suite import load_suite, validate_suite
+
+    if args.limit is not None and args.limit < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError("--limit must be >= 1")
+    suite = load_suite(args.suite)
+    if args.systems:
+        suite.select_systems(args.systems)
+    validated = validate_suite(suite)
+    outcomes = run_suite(validated, limit=args.limit, device=args.device, out=args.out,
+                         progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]])
+    print_summaries(outcomes)
+    return 0
+
+
+def print_summaries(outcomes) -> None:
+    """A compact table: one row per run, one column per metric (value, n_failed)."""
+    if not outcomes:
+        return
+    metric_keys = list(outcomes[0].summary["metrics"])
+    label_width = max(len(f"{o.dataset}/{o.label}") for o in outcomes) + 2
+    header = "run".ljust(label_width) + "".join(k.rjust(12) for k in metric_keys) + "   n  failed  new"
+    print(header)
+    for o in outcomes:
+        row = f"{o.dataset}/{o.label}".ljust(label_width)
+        failed = 0
+        for key in metric_keys:
+            m = o.summary["metrics"][key]
+            row += (f"{m['value']:12.3f}" if m["value"] is not None else "         n/a")
+            failed = max(failed, m["n_failed"])
+        row += f"{o.summary['n_done']:>4}{failed:>8}{o.computed:>5}"
+        print(row)
+    print(f"results: {outcomes[0].folder.parent.parent}")

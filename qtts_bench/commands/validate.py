@@ -1,0 +1,23 @@
+"""``qtts-bench validate SUITE``: every check ``run`` does before working, nothing loaded."""
+
+from __future__ import annotations
+
+
+def configure(parser) -> None:
+    parser.add_argument("suite", help="suite YAML file")
+
+
+def main(args) -> int:
+    from ..suite import load_suite, validate_suite
+
+    validated = validate_suite(load_suite(args.suite))
+    suite = validated.suite
+    n_items = sum(len(d.items) for d in validated.datasets.values())
+    print(f"{suite.path}: OK — suite '{suite.name}': {len(validated.datasets)} dataset(s), "
+          f"{n_items} utterances, {len(validated.points)} system point(s), "
+          f"{len(validated.metrics)} metric(s)")
+    for point in validated.points:
+        print(f"  system {point.label}: {point.name} {point.params}")
+    for key, metric in validated.metrics.items():
+        print(f"  metric {key}: {type(metric).__name__} requires {list(metric.requires) or 'nothing'}")
+    return 0

@@ -1,0 +1,87 @@
+"""Environment provenance for run.json: git state, versions, hardware, device."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+
+TRACKED_PACKAGES = ("numpy", "scipy", "soundfile", "soxr", "pesq", "pystoi", "av", "pycodec2",
+                    "torch", "safetensors", "faster-whisper", "ctranslate2", "resemblyzer",
+                    "speechmos", "onnxruntime", "jiwer")
+
+
+def git_state(path: Path | None = None) -> dict:
+    """Commit and dirty flag of the qtts-bench source tree, or the reason it is unknown."""
+    root = path or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None, "reason": "not a git checkout (installed package)"}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=10)
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"commit": None, "dirty": None, "reason": f"git unavailable: {exc}"}
+
+
+def package_versions() -> dict:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> ``cuda`` when torch is installed and sees a GPU, else ``cpu``."""
+    if requested != "auto":
+        return requested
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_name()
+
+
+def environment(device: str) -> dict:
+    import os
+
+    return {
+        "qtts_bench": __version__,
+        "git": git_state(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "device_name": device_name(device),
+        "packages": package_versions(),
+    }

@@ -1,0 +1,334 @@
+"""Runner: a validated suite -> per-utterance records in the results store.
+
+For each run (dataset x system x grid point): load the system once, warm it up on the first
+item (untimed, unscored), then per utterance: read and resample the input, run the system
+(timed), check its output, score every metric, and append one JSON line. Completed ids are
+skipped on resume. Failures become records with reasons; the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import RESULTS_SCHEMA_VERSION
+from .audio import Audio, AudioError, check_usable, provenance as audio_provenance, read_audio, write_audio
+from .data.manifest import Dataset, Item
+from .errors import ConfigError, MetricFailure, QttsBenchError, SystemFailure
+from .metrics.base import Inputs, Metric
+from .provenance import environment, resolve_device
+from .registry import SYSTEMS
+from .store import RunStore, summarize
+from .suite import SystemPoint, ValidatedSuite
+
+log = logging.getLogger("qtts_bench")
+
+# A codec's output may differ from its input length by frame padding; beyond this it is wrong.
+CODEC_LENGTH_TOLERANCE = (0.02, 0.040)  # (fraction of input, seconds): whichever is larger
+
+
+@dataclass
+class RunOutcome:
+    label: str
+    dataset: str
+    folder: Path
+    summary: dict
+    computed: int   # utterances computed in this invocation (0 when fully resumed)
+
+
+def item_seed(suite_seed: int, item_id: str) -> int:
+    """Deterministic per-utterance seed, independent of order and of --limit."""
+    return int(hashlib.sha256(f"{suite_seed}:{item_id}".encode()).hexdigest()[:8], 16)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------- system call
+def _as_output(samples, what: str) -> np.ndarray:
+    out = np.asarray(samples, dtype=np.float32)
+    if out.ndim != 1:
+        out = np.squeeze(out)
+        if out.ndim != 1:
+            raise SystemFailure(f"{what} has shape {np.shape(samples)}; expected mono (n,)")
+    try:
+        check_usable(out, what)
+    except AudioError as exc:
+        raise SystemFailure(str(exc)) from None
+    return out
+
+
+def _run_codec(system, item: Item, reference: Audio) -> tuple[Audio, dict]:
+    from .timing import measure
+
+    x = reference.at(system.sample_rate).samples
+    (encoded, decoded), seconds, peak = measure(lambda: _codec_roundtrip(system, x), system.device)
+    out = _as_output(decoded, "codec output")
+    n_in = len(x)
+    tolerance = max(CODEC_LENGTH_TOLERANCE[0] * n_in, CODEC_LENGTH_TOLERANCE[1] * system.sample_rate)
+    if abs(len(out) - n_in) > tolerance:
+        raise SystemFailure(
+            f"codec returned {len(out)} samples ({len(out) / system.sample_rate:.3f} s) for an input of "
+            f"{n_in} ({n_in / system.sample_rate:.3f} s)")
+    info = {"seconds": seconds, "peak_memory_bytes": peak, "input_seconds": n_in / system.sample_rate,
+            "audio_seconds": len(out) / system.sample_rate, "encoded_bits": system.encoded_bits(encoded),
+            "nominal_bitrate": system.nominal_bitrate, "ttft_seconds": None}
+    for attr in ("n_codebooks", "frame_rate", "codebook_size"):
+        if hasattr(system, attr):
+            info[attr] = getattr(system, attr)
+    return Audio(out[:n_in], system.sample_rate), info
+
+
+def _codec_roundtrip(system, x):
+    encoded = system.encode(x)
+    return encoded, system.decode(encoded)
+
+
+def _run_tts(system, item: Item, seed: int) -> tuple[Audio, dict]:
+    from .timing import measure, stream_timing
+
+    prompt = None
+    if item.prompt_audio:
+        prompt = read_audio(item.prompt_audio).at(system.sample_rate).samples
+    kwargs = dict(prompt_audio=prompt, prompt_text=item.prompt_text, language=item.language, seed=seed)
+    ttft = None
+    if getattr(system, "streaming", False):
+        chunks, ttft, seconds, peak = stream_timing(system.stream(item.text, **kwargs), system.device)
+        samples = np.concatenate([np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks]) if chunks else np.zeros(0, np.float32)
+    else:
+        samples, seconds, peak = measure(lambda: system.synthesize(item.text, **kwargs), system.device)
+    out = _as_output(samples, "synthesized audio")
+    info = {"seconds": seconds, "peak_memory_bytes": peak, "audio_seconds": len(out) / system.sample_rate,
+            "input_seconds": None, "ttft_seconds": ttft, "encoded_bits": None, "nominal_bitrate": None}
+    return Audio(out, system.sample_rate), info
+
+
+# ------------------------------------------------------------------------------- scoring
+def _score_all(metrics: dict[str, Metric], inputs: list[Inputs]) -> list[dict]:
+    """Score every metric on a chunk of utterances -> per-utterance {metric_key: entry}."""
+    entries = [{} for _ in inputs]
+    for key, metric in metrics.items():
+        if hasattr(metric, "score_batch"):
+            try:
+                results = metric.score_batch(inputs)
+            except Exception as exc:  # one bad batch must not hide per-item reasons
+                results = [exc] * len(inputs)
+        else:
+            results = []
+            for inp in inputs:
+                try:
+                    results.append(metric.score(inp))
+                except Exception as exc:
+                    results.append(exc)
+        for slot, result in zip(entries, results):
+            slot[key] = _entry(result)
+    return entries
+
+
+def _entry(result) -> dict:
+    if isinstance(result, BaseException):
+        if isinstance(result, (MetricFailure, AudioError)):
+            return {"value": None, "reason": str(result)}
+        return {"value": None, "reason": f"metric error: {type(result).__name__}: {result}"}
+    value = float(result.value)
+    if not np.isfinite(value):
+        return {"value": None, "reason": f"metric returned a non-finite value ({value})"}
+    entry = {"value": value}
+    if result.stats:
+        entry["stats"] = result.stats
+    if result.extra:
+        entry["extra"] = result.extra
+    return entry
+
+
+# ------------------------------------------------------------------------------- one run
+class _Run:
+    def __init__(self, validated: ValidatedSuite, dataset_key: str, dataset: Dataset, items: list[Item],
+                 point: SystemPoint, metrics: dict[str, Metric], out_root: Path, device: str,
+                 progress: bool, command: list[str], env: dict):
+        self.v, self.dataset_key, self.dataset, self.items = validated, dataset_key, dataset, items
+        self.point, self.metrics, self.device, self.progress = point, metrics, device, progress
+        self.command, self.env = command, env
+        self.store = RunStore(out_root / validated.suite.name / dataset_key / point.label)
+        self.system = SYSTEMS.create(point.name, **point.params)
+        self.system.device = device
+
+    def metrics_meta(self) -> dict:
+        return {k: {**m.describe(), "settings": m.settings()} for k, m in self.metrics.items()}
+
+    def _fingerprint(self) -> dict:
+        return {"system": self.point.name, "params": self.point.params,
+                "metrics": {k: v["settings"] for k, v in self.metrics_meta().items()}}
+
+    def _check_resume_compatible(self) -> None:
+        previous = self.store.read_run()
+        if previous is None:
+            return
+        old = {"system": previous["system"]["name"], "params": previous["run"]["params"],
+               "metrics": {k: v["settings"] for k, v in previous["metrics"].items()}}
+        new = self._fingerprint()
+        if json_norm(old) != json_norm(new):
+            diff = [k for k in new if json_norm(old.get(k)) != json_norm(new[k])]
+            raise ConfigError(
+                f"{self.store.folder} holds results made with different {', '.join(diff)}; "
+                f"resuming would mix them. Use --out for a new folder or delete that one.")
+
+    def execute(self) -> RunOutcome:
+        self._check_resume_compatible()
+        done = self.store.completed_ids()
+        todo = [item for item in self.items if item.id not in done]
+        if todo:
+            self.system.load(self.device)
+            self._write_run_json(finished=False)
+            self._warmup(todo[0])
+            self._process(todo)
+            self._write_run_json(finished=True)
+        wanted = {item.id for item in self.items}
+        records = [r for r in self.store.read_records() if r["id"] in wanted]
+        summary = summarize(records, self.metrics_meta(), len(self.items),
+                            {"label": self.point.label, "dataset": self.dataset_key,
+                             "system": self.point.name, "suite": self.v.suite.name})
+        self.store.write_summary(summary)
+        return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo))
+
+    def _write_run_json(self, finished: bool) -> None:
+        previous = self.store.read_run() or {}
+        suite = self.v.suite
+        run = {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "suite": {"name": suite.name, "path": str(suite.path), "files": [str(f) for f in suite.files],
+                      "sha256": suite.sha256(), "resolved": suite.raw},
+            "run": {"dataset": self.dataset_key, "system": self.point.key, "label": self.point.label,
+                    "params": self.point.params, "axes": self.point.axes},
+            "dataset": {"name": self.dataset.name, "params": self.dataset.params, "source": self.dataset.source,
+                        "n_items": len(self.items), "n_items_total": len(self.dataset.items),
+                        "items_sha256": self.dataset.items_sha256()},
+            "system": {"name": self.point.name, "kind": self.system.kind,
+                       "target": SYSTEMS.entry(self.point.name).target, "params": self.point.params,
+                       "sample_rate": self.system.sample_rate, "nominal_bitrate": self.system.nominal_bitrate
+                       if hasattr(self.system, "nominal_bitrate") else None,
+                       "provenance": self.system.provenance()},
+            "metrics": self.metrics_meta(),
+            "audio": {**audio_provenance(), "input": "reference resampled to the system rate; "
+                      "each metric resamples to its own rate"},
+            "environment": self.env,
+            "seed": suite.seed, "warmup": suite.warmup, "item_seed": "sha256(f'{seed}:{id}')[:8] as int",
+            "command": self.command,
+            "started": previous.get("started") or _now(),
+            "sessions": previous.get("sessions", 0) + (0 if finished else 1),
+            "finished": _now() if finished else None,
+        }
+        self.store.write_run(run)
+
+    def _warmup(self, item: Item) -> None:
+        for _ in range(self.v.suite.warmup):
+            try:
+                self._call_system(item)
+            except Exception as exc:  # the real call reports it per utterance
+                log.debug("warm-up on %s failed: %s", item.id, exc)
+
+    def _call_system(self, item: Item) -> tuple[Audio, dict, Audio | None]:
+        seed = item_seed(self.v.suite.seed, item.id)
+        _seed_everything(seed)
+        reference = None
+        if item.audio:
+            try:
+                reference = read_audio(item.audio)
+                check_usable(reference.samples, f"reference audio {item.audio}")
+            except AudioError as exc:
+                if self.system.kind == "codec":
+                    raise
+                log.debug("%s: %s", item.id, exc)
+                reference = None
+        if self.system.kind == "codec":
+            estimate, info = _run_codec(self.system, item, reference)
+        else:
+            estimate, info = _run_tts(self.system, item, seed)
+        info.update(device=self.device, sample_rate=self.system.sample_rate, seed=seed)
+        return estimate, info, reference
+
+    def _process(self, todo: list[Item]) -> None:
+        chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
+        bar = _progress(len(todo), f"{self.dataset_key}/{self.point.label}", self.progress)
+        for start in range(0, len(todo), chunk):
+            batch = todo[start:start + chunk]
+            records, inputs, scored = [], [], []
+            for item in batch:
+                record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
+                          "text": item.text, "language": item.language, "speaker": item.speaker,
+                          "reference_audio": item.audio, "prompt_audio": item.prompt_audio,
+                          "output_audio": None}
+                try:
+                    estimate, info, reference = self._call_system(item)
+                    record["system"] = info
+                    if self.v.suite.save_audio:
+                        rel = f"audio/{item.id.replace('/', '__')}.flac"
+                        write_audio(self.store.folder / rel, estimate)
+                        record["output_audio"] = rel
+                    prompt = read_audio(item.prompt_audio) if item.prompt_audio else None
+                    inputs.append(Inputs(item.id, estimate, reference, prompt, item.text, item.language, info))
+                    scored.append(record)
+                except (QttsBenchError, Exception) as exc:  # noqa: B014 - keep going, say why
+                    reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
+                    record.update(status="error", error=reason)
+                    record["metrics"] = {k: {"value": None, "reason": f"system failed: {reason}"}
+                                         for k in self.metrics}
+                    log.warning("%s / %s: %s", self.point.label, item.id, reason)
+                records.append(record)
+            for record, entries in zip(scored, _score_all(self.metrics, inputs)):
+                record["metrics"] = entries
+            self.store.append(records)
+            bar.update(len(batch))
+        bar.close()
+
+
+def json_norm(obj):
+    import json
+
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="utt", disable=not enabled, leave=True, dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------------------- suite
+def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: str | None = None,
+              out: str | Path | None = None, progress: bool = True,
+              command: list[str] | None = None) -> list[RunOutcome]:
+    """Run every dataset x system point of a validated suite; returns one outcome per run."""
+    suite = validated.suite
+    device = resolve_device(device or suite.device)
+    out_root = Path(out or suite.output)
+    env = environment(device)
+    metrics = validated.metrics
+    for key, metric in metrics.items():  # load every metric up front: a missing extra stops here
+        metric.load(device)
+    outcomes = []
+    for dataset_key, dataset in validated.datasets.items():
+        items = dataset.items[:limit] if limit else dataset.items
+        for point in validated.points:
+            run = _Run(validated, dataset_key, dataset, items, point, metrics, out_root, device,
+                       progress, command or sys.argv, env)
+            started = time.perf_counter()
+            outcomes.append(run.execute())
+            log.info("%s/%s done in %.1f s", dataset_key, point.label, time.perf_counter() - started)
+    return outcomes

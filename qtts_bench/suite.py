@@ -1,0 +1,303 @@
+"""Declarative suites: strict YAML schema, ``include:`` with deep merge, grid expansion.
+
+A suite names datasets, systems (with parameter grids) and metrics. ``load_suite`` parses and
+checks the structure; ``validate_suite`` also resolves every registry name, builds every system
+and metric (light constructors: nothing heavy is imported or loaded) and loads every dataset
+manifest, so a malformed suite fails before any work starts. Errors name the file and the field
+path, e.g. ``suites/x.yaml: systems.opus.params.bitrate: ...``. See docs/suites.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, QttsBenchError
+from .registry import DATASETS, METRICS, SYSTEMS, Registry
+
+TOP_LEVEL_KEYS = {
+    "name": str, "description": str, "include": (str, list), "seed": int, "device": str,
+    "output": str, "save_audio": bool, "warmup": int, "datasets": dict, "systems": dict,
+    "metrics": dict,
+}
+ENTRY_KEYS = {"datasets": "dataset", "systems": "system", "metrics": "metric"}
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+# ------------------------------------------------------------------------------- loading
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursive merge: mappings merge key by key, anything else in ``override`` replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[Path]]:
+    """The suite at ``path`` with its includes merged in (included first, this file last)."""
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(f"include cycle: {chain}")
+    data = _read_yaml(path)
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{path}: include: expected a path or a list of paths")
+    merged: dict = {}
+    files = []
+    for inc in includes:
+        inc_path = (path.parent / inc)
+        if not inc_path.is_file():
+            raise ConfigError(f"{path}: include: file not found: {inc_path}")
+        inc_data, inc_files = _resolve_includes(inc_path, (*seen, path))
+        merged = deep_merge(merged, inc_data)
+        files += inc_files
+    return deep_merge(merged, data), [*files, path]
+
+
+# ------------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class EntrySpec:
+    """One named entry of ``datasets:``, ``systems:`` or ``metrics:``."""
+
+    key: str          # the suite's label for it
+    name: str         # registry name
+    params: dict      # for systems, values may be lists (grid axes)
+
+
+@dataclass(frozen=True)
+class SystemPoint:
+    """One system at one grid point."""
+
+    key: str
+    name: str
+    params: dict
+    axes: dict        # the parameters that vary across this system's grid
+
+    @property
+    def label(self) -> str:
+        if not self.axes:
+            return self.key
+        return self.key + "@" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.axes.items()))
+
+
+def _fmt(value) -> str:
+    return json.dumps(value) if not isinstance(value, (str, int, float)) else str(value)
+
+
+@dataclass
+class Suite:
+    path: Path
+    files: list[Path]
+    raw: dict
+    name: str
+    description: str = ""
+    seed: int = 0
+    device: str = "auto"
+    output: str = "results"
+    save_audio: bool = False
+    warmup: int = 1
+    datasets: list[EntrySpec] = field(default_factory=list)
+    systems: list[EntrySpec] = field(default_factory=list)
+    metrics: list[EntrySpec] = field(default_factory=list)
+
+    def sha256(self) -> str:
+        """Hash of the resolved suite (after includes), independent of key order."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+
+    def system_points(self) -> list[SystemPoint]:
+        """Expand parameter grids: every list-valued parameter is an axis (cartesian product)."""
+        points = []
+        for spec in self.systems:
+            grid = {k: v for k, v in spec.params.items() if isinstance(v, list)}
+            fixed = {k: v for k, v in spec.params.items() if not isinstance(v, list)}
+            for combo in itertools.product(*grid.values()) if grid else [()]:
+                axes = dict(zip(grid, combo))
+                points.append(SystemPoint(spec.key, spec.name, {**fixed, **axes}, axes))
+        return points
+
+    def select_systems(self, keys: list[str]) -> None:
+        """Keep only the named system keys (or labels' keys); unknown ones fail with did-you-mean."""
+        known = {s.key for s in self.systems}
+        for key in keys:
+            if key not in known:
+                import difflib
+
+                close = difflib.get_close_matches(key, sorted(known), n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ConfigError(f"{self.path}: --systems: no system '{key}' in this suite{hint} "
+                                  f"(it has: {', '.join(sorted(known))})")
+        self.systems = [s for s in self.systems if s.key in keys]
+
+
+def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
+    kind = ENTRY_KEYS[section]
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{path}: {section}: expected a non-empty mapping of label -> settings")
+    entries = []
+    for key, body in value.items():
+        where = f"{path}: {section}.{key}"
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: expected a mapping (e.g. {{{kind}: NAME, params: {{...}}}})")
+        unknown = set(body) - {kind, "params"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: ['{kind}', 'params']")
+        name = body.get(kind, key)
+        params = body.get("params") or {}
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}.{kind}: expected a registry name")
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}.params: expected a mapping")
+        entries.append(EntrySpec(str(key), name, params))
+    return entries
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse a suite file and its includes, checking structure and types (no registry imports)."""
+    path = Path(path)
+    data, files = _resolve_includes(path)
+    for key, value in data.items():
+        if key not in TOP_LEVEL_KEYS:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(TOP_LEVEL_KEYS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{path}: unknown top-level key '{key}'{hint}")
+        expected = TOP_LEVEL_KEYS[key]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+            raise ConfigError(f"{path}: {key}: expected {names}, got {type(value).__name__}")
+    for section in ENTRY_KEYS:
+        if section not in data:
+            raise ConfigError(f"{path}: missing required key '{section}'")
+    device = data.get("device", "auto")
+    if device.split(":")[0] not in DEVICE_CHOICES:
+        raise ConfigError(f"{path}: device: expected one of auto, cpu, cuda, cuda:N; got '{device}'")
+    if data.get("warmup", 1) < 0:
+        raise ConfigError(f"{path}: warmup: must be >= 0")
+    return Suite(
+        path=path, files=files, raw=data,
+        name=data.get("name", path.stem),
+        description=data.get("description", ""),
+        seed=data.get("seed", 0),
+        device=device,
+        output=data.get("output", "results"),
+        save_audio=data.get("save_audio", False),
+        warmup=data.get("warmup", 1),
+        datasets=_parse_entries(path, "datasets", data["datasets"]),
+        systems=_parse_entries(path, "systems", data["systems"]),
+        metrics=_parse_entries(path, "metrics", data["metrics"]),
+    )
+
+
+# ------------------------------------------------------------------------------- validation
+def check_params(target, params: dict, where: str) -> None:
+    """Fail when ``params`` has names the callable does not accept (did-you-mean)."""
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    accepted = [n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    for key in params:
+        if key not in accepted:
+            import difflib
+
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            allowed = ", ".join(accepted) or "none"
+            raise ConfigError(f"{where}.{key}: unknown parameter{hint} (accepted: {allowed})")
+
+
+def _build(registry: Registry, spec_name: str, params: dict, where: str):
+    try:
+        target = registry.entry(spec_name).load()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    check_params(target, params, f"{where}.params")
+    try:
+        return registry.create(spec_name, **params)
+    except QttsBenchError as exc:
+        raise ConfigError(f"{where}.params: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}.params: {exc}") from None
+
+
+@dataclass
+class ValidatedSuite:
+    """A suite whose every name, parameter and requirement has been checked."""
+
+    suite: Suite
+    datasets: dict   # key -> Dataset
+    points: list[SystemPoint]
+    metrics: dict    # key -> Metric (constructed, not loaded)
+
+
+def validate_suite(suite: Suite) -> ValidatedSuite:
+    """Resolve names, build systems/metrics (light), load manifests, check requirements."""
+    path = suite.path
+    datasets = {}
+    for spec in suite.datasets:
+        where = f"{path}: datasets.{spec.key}"
+        if "name" in spec.params:
+            raise ConfigError(f"{where}.params.name: the dataset's name is its key in the suite")
+        dataset = _build(DATASETS, spec.name, {**spec.params, "name": spec.key}, where)
+        if not dataset.items:
+            raise ConfigError(f"{where}: the dataset has no items")
+        datasets[spec.key] = dataset
+    metrics = {}
+    for spec in suite.metrics:
+        metrics[spec.key] = _build(METRICS, spec.name, spec.params, f"{path}: metrics.{spec.key}")
+    points = suite.system_points()
+    for point in points:
+        where = f"{path}: systems.{point.key}"
+        system = _build(SYSTEMS, point.name, point.params, where)
+        for dkey, dataset in datasets.items():
+            _check_requirements(path, point, system, dkey, dataset, metrics)
+    return ValidatedSuite(suite, datasets, points, metrics)
+
+
+def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:
+    have = dataset.provides()
+    needs_input = {"codec": "reference", "tts": "text"}.get(getattr(system, "kind", ""), None)
+    if needs_input and needs_input not in have:
+        missing = [i.id for i in dataset.items if needs_input not in i.provides()][:3]
+        raise ConfigError(
+            f"{path}: systems.{point.key}: a {system.kind} needs '{needs_input}' on every item, "
+            f"but dataset '{dkey}' lacks it (e.g. {', '.join(missing)})")
+    for mkey, metric in metrics.items():
+        for need in metric.requires:
+            if need not in have:
+                missing = [i.id for i in dataset.items if need not in i.provides()][:3]
+                raise ConfigError(
+                    f"{path}: metrics.{mkey}: requires '{need}' on every item, but dataset "
+                    f"'{dkey}' lacks it (e.g. {', '.join(missing)})")

@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from qtts_bench.store import RunStore, summarize
+
+
+def test_truncated_last_line_is_dropped_and_cut(tmp_path):
+    store = RunStore(tmp_path)
+    store.append([{"id": "a", "metrics": {}}, {"id": "b", "metrics": {}}])
+    with open(store.items_path, "a") as fh:
+        fh.write('{"id": "c", "metr')  # killed mid-write
+    assert store.completed_ids() == {"a", "b"}
+    assert store.items_path.read_text().endswith("}\n")  # repaired: next append starts clean
+    store.append([{"id": "c", "metrics": {}}])
+    assert [r["id"] for r in store.read_records()] == ["a", "b", "c"]
+
+
+def test_corruption_in_the_middle_is_not_guessed(tmp_path):
+    store = RunStore(tmp_path)
+    store.items_path.parent.mkdir(parents=True, exist_ok=True)
+    store.items_path.write_text('{"id": "a"}\nGARBAGE\n{"id": "b"}\n')
+    with pytest.raises(ValueError, match="corrupt record in the middle"):
+        store.read_records()
+
+
+def test_nan_is_never_written(tmp_path):
+    with pytest.raises(ValueError):
+        RunStore(tmp_path).append([{"id": "a", "value": float("nan")}])
+
+
+META = {"pesq_wb": {"aggregation": "mean", "ratio": None, "direction": "higher", "unit": "MOS"},
+        "wer": {"aggregation": "ratio", "ratio": ["errors", "ref_words", 1.0], "direction": "lower", "unit": ""}}
+
+
+def test_summary_counts_and_aggregates_exactly():
+    records = [
+        {"id": "a", "status": "ok", "metrics": {"pesq_wb": {"value": 4.0},
+                                                  "wer": {"value": 0.5, "stats": {"errors": 1, "ref_words": 2}}}},
+        {"id": "b", "status": "ok", "metrics": {"pesq_wb": {"value": 2.0},
+                                                  "wer": {"value": 0.0, "stats": {"errors": 0, "ref_words": 8}}}},
+        {"id": "c", "status": "ok", "metrics": {"pesq_wb": {"value": None, "reason": "too short"},
+                                                  "wer": {"value": None, "reason": "silence"}}},
+    ]
+    s = summarize(records, META, n_items=3, header={"label": "x"})
+    pesq, wer = s["metrics"]["pesq_wb"], s["metrics"]["wer"]
+    assert pesq["value"] == pytest.approx(3.0) and pesq["n_scored"] == 2 and pesq["n_failed"] == 1
+    assert pesq["failure_reasons"] == {"too short": 1}
+    assert pesq["std"] == pytest.approx(2 ** 0.5)
+    assert wer["value"] == pytest.approx(1 / 10)   # corpus: sum errors / sum words
+    assert wer["mean"] == pytest.approx(0.25)      # mean of per-utterance values
+    assert s["n_items"] == 3 and s["n_done"] == 3 and s["label"] == "x"
+    json.dumps(s, allow_nan=False)
+
+
+def test_summary_with_nothing_scored_is_null_not_zero():
+    records = [{"id": "a", "status": "error", "metrics": {"pesq_wb": {"value": None, "reason": "system failed"}}}]
+    s = summarize(records, {"pesq_wb": META["pesq_wb"]}, n_items=1, header={})
+    assert s["metrics"]["pesq_wb"]["value"] is None
+    assert s["n_system_errors"] == 1

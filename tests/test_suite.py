@@ -1,0 +1,119 @@
+import pytest
+
+from qtts_bench.errors import ConfigError
+from qtts_bench.suite import deep_merge, load_suite, validate_suite
+
+BASE = """
+name: base
+seed: 3
+datasets:
+  syn: {dataset: synthetic, params: {n: 2, seconds: 0.5}}
+systems:
+  dummy:
+    system: dummy_codec
+    params: {bits: [4, 8], sample_rate: 16000}
+metrics:
+  si_sdr: {}
+"""
+
+
+def test_grid_expands_to_labelled_points(write_suite):
+    suite = load_suite(write_suite(BASE))
+    points = suite.system_points()
+    assert [p.label for p in points] == ["dummy@bits=4", "dummy@bits=8"]
+    assert points[0].params == {"bits": 4, "sample_rate": 16000}
+    assert points[0].axes == {"bits": 4}
+    assert suite.seed == 3 and suite.name == "base"
+
+
+def test_include_deep_merges_and_overrides(write_suite):
+    write_suite(BASE, "base.yaml")
+    path = write_suite("""
+include: base.yaml
+name: ablation
+systems:
+  dummy:
+    params: {bits: [2]}
+""", "ablation.yaml")
+    suite = load_suite(path)
+    assert suite.name == "ablation" and suite.seed == 3
+    assert suite.systems[0].name == "dummy_codec"
+    assert suite.systems[0].params == {"bits": [2], "sample_rate": 16000}
+    assert [str(f.name) for f in suite.files] == ["base.yaml", "ablation.yaml"]
+
+
+def test_deep_merge_does_not_mutate_inputs():
+    base = {"a": {"b": 1, "c": [1]}}
+    merged = deep_merge(base, {"a": {"b": 2}})
+    assert merged == {"a": {"b": 2, "c": [1]}} and base == {"a": {"b": 1, "c": [1]}}
+
+
+def test_include_cycle_is_reported(write_suite):
+    write_suite("include: b.yaml\ndatasets: {}\n", "a.yaml")
+    path = write_suite("include: a.yaml\n", "b.yaml")
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize("patch, message", [
+    (("seed: 3", "sede: 3"), "unknown top-level key 'sede'; did you mean 'seed'?"),
+    (("seed: 3", "seed: three"), "seed: expected int"),
+    (("system: dummy_codec", "system: dummy_codek"), "systems.dummy: unknown system 'dummy_codek'; did you mean 'dummy_codec'?"),
+    (("bits: [4, 8]", "bitz: [4, 8]"), "systems.dummy.params.bitz: unknown parameter; did you mean 'bits'?"),
+    (("bits: [4, 8]", "bits: [4, 99]"), "systems.dummy.params: bits must be in 1..16"),
+    (("si_sdr: {}", "si_sdr: {metric: si_sdrr}"), "metrics.si_sdr: unknown metric 'si_sdrr'"),
+    (("si_sdr: {}", "si_sdr: {param: {}}"), "metrics.si_sdr: unknown key(s) ['param']"),
+    (("dataset: synthetic", "dataset: synthetik"), "datasets.syn: unknown dataset 'synthetik'"),
+    (("n: 2,", "n: 0,"), "datasets.syn.params: synthetic dataset: n must be >= 1"),
+    (("seed: 3", "seed: 3\ndevice: tpu"), "device: expected one of auto, cpu, cuda"),
+])
+def test_errors_name_the_file_and_field(write_suite, patch, message):
+    path = write_suite(BASE.replace(*patch))
+    with pytest.raises(ConfigError) as err:
+        validate_suite(load_suite(path))
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_section(write_suite):
+    path = write_suite("name: x\ndatasets: {syn: {dataset: synthetic}}\nsystems: {passthrough: {}}\n")
+    with pytest.raises(ConfigError, match="missing required key 'metrics'"):
+        load_suite(path)
+
+
+def test_missing_manifest_file_fails_validation(write_suite, tmp_path):
+    path = write_suite(BASE.replace("syn: {dataset: synthetic, params: {n: 2, seconds: 0.5}}",
+                                    f"m: {{dataset: manifest, params: {{path: {tmp_path}/nope.jsonl}}}}"))
+    with pytest.raises(ConfigError, match="manifest not found"):
+        validate_suite(load_suite(path))
+
+
+def test_unmet_metric_requirement_is_caught_before_running(write_suite, tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")  # existence is all the manifest checks
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"id": "u1", "audio": "a.wav"}\n')
+    path = write_suite(f"""
+datasets:
+  notext: {{dataset: manifest, params: {{path: {manifest}}}}}
+systems:
+  tts: {{system: dummy_tts}}
+metrics:
+  si_sdr: {{}}
+""")
+    with pytest.raises(ConfigError, match="a tts needs 'text' on every item, but dataset 'notext' lacks it"):
+        validate_suite(load_suite(path))
+
+
+def test_select_systems_unknown_key(write_suite):
+    suite = load_suite(write_suite(BASE))
+    with pytest.raises(ConfigError, match="no system 'dumy' in this suite; did you mean 'dummy'"):
+        suite.select_systems(["dumy"])
+
+
+def test_shipped_suites_validate():
+    from pathlib import Path
+
+    suites = sorted(Path(__file__).resolve().parent.parent.joinpath("suites").rglob("*.yaml"))
+    assert suites, "no shipped suites found"
+    for path in suites:
+        validate_suite(load_suite(path))
