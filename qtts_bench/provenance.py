@@ -40,16 +40,6 @@ def package_versions() -> dict:
     return versions
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def resolve_device(requested: str) -> str:
     """``auto`` -> ``cuda`` when torch is installed and sees a GPU, else ``cpu``."""
     if requested != "auto":
@@ -63,25 +53,20 @@ def resolve_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return cpu_name()
-
-
 def environment(device: str) -> dict:
     import os
+
+    from .timing import device_name, provenance as timing_provenance
 
     return {
         "qtts_bench": __version__,
         "git": git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "cpu": cpu_name(),
+        "cpu": device_name("cpu"),
         "cpu_count": os.cpu_count(),
         "device": device,
         "device_name": device_name(device),
+        "timing": timing_provenance(device),
         "packages": package_versions(),
     }

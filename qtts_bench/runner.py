@@ -105,7 +105,8 @@ def _run_tts(system, item: Item, seed: int) -> tuple[Audio, dict]:
     kwargs = dict(prompt_audio=prompt, prompt_text=item.prompt_text, language=item.language, seed=seed)
     ttft = None
     if getattr(system, "streaming", False):
-        chunks, ttft, seconds, peak = stream_timing(system.stream(item.text, **kwargs), system.device)
+        (chunks, ttft, seconds), _, peak = measure(
+            lambda: stream_timing(lambda: system.stream(item.text, **kwargs), system.device), system.device)
         samples = np.concatenate([np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks]) if chunks else np.zeros(0, np.float32)
     else:
         samples, seconds, peak = measure(lambda: system.synthesize(item.text, **kwargs), system.device)
@@ -157,8 +158,9 @@ def _entry(result) -> dict:
 class _Run:
     def __init__(self, validated: ValidatedSuite, dataset_key: str, dataset: Dataset, items: list[Item],
                  point: SystemPoint, metrics: dict[str, Metric], out_root: Path, device: str,
-                 progress: bool, command: list[str], env: dict):
+                 progress: bool, command: list[str], env: dict, jobs: int = 1):
         self.v, self.dataset_key, self.dataset, self.items = validated, dataset_key, dataset, items
+        self.jobs = jobs
         self.point, self.metrics, self.device, self.progress = point, metrics, device, progress
         self.command, self.env = command, env
         self.store = RunStore(out_root / validated.suite.name / dataset_key / point.label)
@@ -224,7 +226,7 @@ class _Run:
             "audio": {**audio_provenance(), "input": "reference resampled to the system rate; "
                       "each metric resamples to its own rate"},
             "environment": self.env,
-            "seed": suite.seed, "warmup": suite.warmup, "item_seed": "sha256(f'{seed}:{id}')[:8] as int",
+            "seed": suite.seed, "warmup": suite.warmup, "jobs": self.jobs, "item_seed": "sha256(f'{seed}:{id}')[:8] as int",
             "command": self.command,
             "started": previous.get("started") or _now(),
             "sessions": previous.get("sessions", 0) + (0 if finished else 1),
@@ -261,37 +263,63 @@ class _Run:
 
     def _process(self, todo: list[Item]) -> None:
         chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
+        batches = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
         bar = _progress(len(todo), f"{self.dataset_key}/{self.point.label}", self.progress)
-        for start in range(0, len(todo), chunk):
-            batch = todo[start:start + chunk]
-            records, inputs, scored = [], [], []
-            for item in batch:
-                record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
-                          "text": item.text, "language": item.language, "speaker": item.speaker,
-                          "reference_audio": item.audio, "prompt_audio": item.prompt_audio,
-                          "output_audio": None}
-                try:
-                    estimate, info, reference = self._call_system(item)
-                    record["system"] = info
-                    if self.v.suite.save_audio:
-                        rel = f"audio/{item.id.replace('/', '__')}.flac"
-                        write_audio(self.store.folder / rel, estimate)
-                        record["output_audio"] = rel
-                    prompt = read_audio(item.prompt_audio) if item.prompt_audio else None
-                    inputs.append(Inputs(item.id, estimate, reference, prompt, item.text, item.language, info))
-                    scored.append(record)
-                except (QttsBenchError, Exception) as exc:  # noqa: B014 - keep going, say why
-                    reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
-                    record.update(status="error", error=reason)
-                    record["metrics"] = {k: {"value": None, "reason": f"system failed: {reason}"}
-                                         for k in self.metrics}
-                    log.warning("%s / %s: %s", self.point.label, item.id, reason)
-                records.append(record)
-            for record, entries in zip(scored, _score_all(self.metrics, inputs)):
-                record["metrics"] = entries
+        if self.jobs > 1 and len(batches) > 1:
+            results = _parallel_map(self, batches, self.jobs)
+        else:
+            results = map(self._compute, batches)
+        for records in results:  # in order; each chunk is saved as soon as it is done
             self.store.append(records)
-            bar.update(len(batch))
+            bar.update(len(records))
         bar.close()
+
+    def _compute(self, batch: list[Item]) -> list[dict]:
+        """Run the system on a chunk of utterances and score them -> records (no store I/O)."""
+        records, inputs, scored = [], [], []
+        for item in batch:
+            record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
+                      "text": item.text, "language": item.language, "speaker": item.speaker,
+                      "reference_audio": item.audio, "prompt_audio": item.prompt_audio,
+                      "output_audio": None}
+            try:
+                estimate, info, reference = self._call_system(item)
+                record["system"] = info
+                if self.v.suite.save_audio:
+                    rel = f"audio/{item.id.replace('/', '__')}.flac"
+                    write_audio(self.store.folder / rel, estimate)
+                    record["output_audio"] = rel
+                prompt = read_audio(item.prompt_audio) if item.prompt_audio else None
+                inputs.append(Inputs(item.id, estimate, reference, prompt, item.text, item.language, info))
+                scored.append(record)
+            except Exception as exc:  # keep going, say why
+                reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
+                record.update(status="error", error=reason)
+                record["metrics"] = {k: {"value": None, "reason": f"system failed: {reason}"}
+                                     for k in self.metrics}
+                log.warning("%s / %s: %s", self.point.label, item.id, reason)
+            records.append(record)
+        for record, entries in zip(scored, _score_all(self.metrics, inputs)):
+            record["metrics"] = entries
+        return records
+
+
+# Worker processes are forked after the system and metrics are loaded, so each inherits them.
+_WORKER_RUN: "_Run | None" = None
+
+
+def _worker_compute(batch: list[Item]) -> list[dict]:
+    return _WORKER_RUN._compute(batch)
+
+
+def _parallel_map(run: "_Run", batches: list[list[Item]], jobs: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _WORKER_RUN
+    _WORKER_RUN = run
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(_worker_compute, batches)
 
 
 def json_norm(obj):
@@ -313,10 +341,17 @@ def _progress(total: int, desc: str, enabled: bool):
 # ------------------------------------------------------------------------------- suite
 def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: str | None = None,
               out: str | Path | None = None, progress: bool = True,
-              command: list[str] | None = None) -> list[RunOutcome]:
-    """Run every dataset x system point of a validated suite; returns one outcome per run."""
+              command: list[str] | None = None, jobs: int | None = None) -> list[RunOutcome]:
+    """Run every dataset x system point of a validated suite; returns one outcome per run.
+
+    ``jobs`` > 1 scores utterances in forked worker processes (CPU only). Timings then share
+    the CPU with the other workers: measure speed (RTF, TTFT) with ``jobs: 1``.
+    """
     suite = validated.suite
     device = resolve_device(device or suite.device)
+    jobs = jobs or suite.jobs
+    if jobs > 1 and device.startswith("cuda"):
+        raise ConfigError("jobs > 1 forks worker processes, which CUDA does not support; use jobs: 1 on GPU")
     out_root = Path(out or suite.output)
     env = environment(device)
     metrics = validated.metrics
@@ -327,7 +362,7 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
         items = dataset.items[:limit] if limit else dataset.items
         for point in validated.points:
             run = _Run(validated, dataset_key, dataset, items, point, metrics, out_root, device,
-                       progress, command or sys.argv, env)
+                       progress, command or sys.argv, env, jobs)
             started = time.perf_counter()
             outcomes.append(run.execute())
             log.info("%s/%s done in %.1f s", dataset_key, point.label, time.perf_counter() - started)

@@ -24,7 +24,7 @@ from .registry import DATASETS, METRICS, SYSTEMS, Registry
 
 TOP_LEVEL_KEYS = {
     "name": str, "description": str, "include": (str, list), "seed": int, "device": str,
-    "output": str, "save_audio": bool, "warmup": int, "datasets": dict, "systems": dict,
+    "output": str, "save_audio": bool, "warmup": int, "jobs": int, "datasets": dict, "systems": dict,
     "metrics": dict,
 }
 ENTRY_KEYS = {"datasets": "dataset", "systems": "system", "metrics": "metric"}
@@ -123,6 +123,7 @@ class Suite:
     output: str = "results"
     save_audio: bool = False
     warmup: int = 1
+    jobs: int = 1
     datasets: list[EntrySpec] = field(default_factory=list)
     systems: list[EntrySpec] = field(default_factory=list)
     metrics: list[EntrySpec] = field(default_factory=list)
@@ -132,14 +133,19 @@ class Suite:
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
 
     def system_points(self) -> list[SystemPoint]:
-        """Expand parameter grids: every list-valued parameter is an axis (cartesian product)."""
+        """Expand parameter grids: a list-valued parameter is an axis (cartesian product).
+
+        A one-element list is a fixed value, so a literal list is written ``[[1, 2]]``. Axes
+        (and the run label) name only the parameters with more than one value.
+        """
         points = []
         for spec in self.systems:
             grid = {k: v for k, v in spec.params.items() if isinstance(v, list)}
             fixed = {k: v for k, v in spec.params.items() if not isinstance(v, list)}
             for combo in itertools.product(*grid.values()) if grid else [()]:
-                axes = dict(zip(grid, combo))
-                points.append(SystemPoint(spec.key, spec.name, {**fixed, **axes}, axes))
+                chosen = dict(zip(grid, combo))
+                axes = {k: v for k, v in chosen.items() if len(grid[k]) > 1}
+                points.append(SystemPoint(spec.key, spec.name, {**fixed, **chosen}, axes))
         return points
 
     def select_systems(self, keys: list[str]) -> None:
@@ -203,6 +209,8 @@ def load_suite(path: str | Path) -> Suite:
         raise ConfigError(f"{path}: device: expected one of auto, cpu, cuda, cuda:N; got '{device}'")
     if data.get("warmup", 1) < 0:
         raise ConfigError(f"{path}: warmup: must be >= 0")
+    if data.get("jobs", 1) < 1:
+        raise ConfigError(f"{path}: jobs: must be >= 1")
     return Suite(
         path=path, files=files, raw=data,
         name=data.get("name", path.stem),
@@ -212,6 +220,7 @@ def load_suite(path: str | Path) -> Suite:
         output=data.get("output", "results"),
         save_audio=data.get("save_audio", False),
         warmup=data.get("warmup", 1),
+        jobs=data.get("jobs", 1),
         datasets=_parse_entries(path, "datasets", data["datasets"]),
         systems=_parse_entries(path, "systems", data["systems"]),
         metrics=_parse_entries(path, "metrics", data["metrics"]),

@@ -23,10 +23,13 @@ def write_suite(tmp_path):
     return _write
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 300):
-    """Run the installed CLI in a subprocess (as a user would) -> CompletedProcess."""
+@pytest.fixture
+def cli():
+    """Run the CLI in a subprocess (as a user would) -> CompletedProcess."""
     import subprocess
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "qtts_bench.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    def _cli(*args: str, timeout: float = 300):
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.run([sys.executable, "-m", "qtts_bench.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    return _cli

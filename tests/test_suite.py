@@ -26,6 +26,13 @@ def test_grid_expands_to_labelled_points(write_suite):
     assert suite.seed == 3 and suite.name == "base"
 
 
+def test_one_element_list_is_a_fixed_value_and_nested_list_a_literal(write_suite):
+    suite = load_suite(write_suite(BASE.replace("bits: [4, 8]", "bits: [4], fail_calls: [[1, 2]]")))
+    (point,) = suite.system_points()
+    assert point.params == {"bits": 4, "fail_calls": [1, 2], "sample_rate": 16000}
+    assert point.axes == {} and point.label == "dummy"
+
+
 def test_include_deep_merges_and_overrides(write_suite):
     write_suite(BASE, "base.yaml")
     path = write_suite("""
@@ -58,7 +65,7 @@ def test_include_cycle_is_reported(write_suite):
 @pytest.mark.parametrize("patch, message", [
     (("seed: 3", "sede: 3"), "unknown top-level key 'sede'; did you mean 'seed'?"),
     (("seed: 3", "seed: three"), "seed: expected int"),
-    (("system: dummy_codec", "system: dummy_codek"), "systems.dummy: unknown system 'dummy_codek'; did you mean 'dummy_codec'?"),
+    (("system: dummy_codec", "system: dummy_codek"), "systems.dummy: unknown system 'dummy_codek'; did you mean 'dummy_codec'"),
     (("bits: [4, 8]", "bitz: [4, 8]"), "systems.dummy.params.bitz: unknown parameter; did you mean 'bits'?"),
     (("bits: [4, 8]", "bits: [4, 99]"), "systems.dummy.params: bits must be in 1..16"),
     (("si_sdr: {}", "si_sdr: {metric: si_sdrr}"), "metrics.si_sdr: unknown metric 'si_sdrr'"),

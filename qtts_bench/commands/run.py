@@ -11,6 +11,7 @@ def configure(parser) -> None:
     parser.add_argument("--systems", nargs="+", metavar="KEY", help="only these system keys of the suite")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the suite's, else auto)")
     parser.add_argument("--out", help="results root (default: the suite's `output`, else results/)")
+    parser.add_argument("--jobs", type=int, help="worker processes (CPU; default: the suite's `jobs`, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -18,16 +19,19 @@ def main(args) -> int:
     from ..runner import run_suite
     from ..suite import load_suite, validate_suite
 
-    if args.limit is not None and args.limit < 1:
-        from ..errors import ConfigError
+    from ..errors import ConfigError
 
+    if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be >= 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError("--jobs must be >= 1")
     suite = load_suite(args.suite)
     if args.systems:
         suite.select_systems(args.systems)
     validated = validate_suite(suite)
     outcomes = run_suite(validated, limit=args.limit, device=args.device, out=args.out,
-                         progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]])
+                         progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]],
+                         jobs=args.jobs)
     print_summaries(outcomes)
     return 0
 
