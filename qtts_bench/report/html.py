@@ -1,0 +1,357 @@
+"""Self-contained HTML report (inline CSS and JS, plots as data: URIs; works from file://).
+
+One section per table: notes, sortable leaderboard (aggregate on the common utterances, 95 %
+bootstrap CI, scored / failed counts, best and statistically tied cells), ablations with
+paired deltas and verdicts, plots, and a link to the listening page.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+
+from .. import __version__
+from .plots import Figure
+from .stats import Estimate
+from .table import Ablation, Cell, Column, Report, Table
+
+CSS = """
+:root{--fg:#1d2330;--muted:#5b6475;--line:#d9dee7;--bg:#fff;--head:#f3f5f9;--best:#d8f3dc;
+--bestfg:#14532d;--tied:#eef8f0;--warn:#fff7e0;--warnline:#f0c36d;--bad:#fde2e1;--badfg:#8a1c1c;
+--good:#d8f3dc;--goodfg:#14532d;--ns:#eef0f4;--accent:#2457c5}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+color:var(--fg);background:var(--bg);margin:0;padding:20px 28px 60px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:34px 0 8px;padding-top:10px;
+border-top:2px solid var(--line)}h3{font-size:15px;margin:22px 0 6px}
+a{color:var(--accent)}
+.meta{color:var(--muted);font-size:12.5px;margin:0 0 12px}
+.meta code{font-size:12px}
+.legend{font-size:12.5px;color:var(--muted);margin:6px 0 10px;max-width:1100px}
+.legend .sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;
+margin:0 3px 0 8px;border:1px solid #9ccfa9}
+.notes{background:var(--warn);border:1px solid var(--warnline);border-radius:6px;padding:8px 14px;
+margin:10px 0 14px;font-size:13px;max-width:1200px}
+.notes strong{display:block;margin-bottom:2px}.notes ul{margin:2px 0 2px 18px;padding:0}
+.scroll{overflow-x:auto;max-width:100%}
+table.lb,table.ab,table.plain{border-collapse:collapse;font-size:13px;margin:4px 0 8px}
+table.lb th,table.lb td,table.ab th,table.ab td,table.plain th,table.plain td{
+border:1px solid var(--line);padding:5px 9px;vertical-align:top}
+table.lb thead th,table.ab thead th,table.plain thead th{background:var(--head);text-align:left;
+font-weight:600;position:sticky;top:0;z-index:1}
+th .unit{font-weight:400;color:var(--muted);font-size:11.5px}
+th .prov{font-weight:400;color:var(--muted);font-size:10.5px;max-width:210px;white-space:normal;
+overflow-wrap:anywhere;margin-top:2px}
+th .ncommon{font-weight:400;font-size:11px;color:#3b4a63;margin-top:2px}
+th .split{font-weight:400;font-size:11px;color:#8a5a00;margin-top:2px}
+th button.sort{all:unset;cursor:pointer;font-weight:600;white-space:nowrap}
+th button.sort:focus-visible{outline:2px solid var(--accent)}
+th button.sort::after{content:" ⇅";color:#9aa3b2;font-weight:400}
+th[aria-sort=ascending] button.sort::after{content:" ▲";color:var(--fg)}
+th[aria-sort=descending] button.sort::after{content:" ▼";color:var(--fg)}
+td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.num .v{font-weight:600;font-size:13.5px}
+td.num .ci{display:block;color:var(--muted);font-size:11px}
+td.num .n{display:block;color:var(--muted);font-size:10.5px}
+td.num .n .f{color:var(--badfg)}
+td.best{background:var(--best)}td.best .v{color:var(--bestfg)}
+td.best .v::before{content:"★ ";font-size:11px}
+td.tied{background:var(--tied)}td.tied .v::before{content:"≈ ";color:var(--bestfg);font-size:11px}
+td.missing{color:var(--muted);text-align:center;font-size:12px;background:#fafafa}
+td.missing .why{display:block;font-size:10.5px;max-width:150px;white-space:normal}
+td.sys{white-space:nowrap}td.sys .name{font-weight:600}
+td.sys .chips{display:block;margin-top:2px}
+.chip{display:inline-block;background:#eef2fb;border:1px solid #d3dcf0;border-radius:9px;
+padding:0 6px;margin:1px 2px 0 0;font-size:11px;color:#2a3b66}
+.badge{display:inline-block;border-radius:9px;padding:0 7px;font-size:11px;margin-top:2px}
+.badge.warn{background:var(--warn);border:1px solid var(--warnline);color:#7a5200}
+.badge.err{background:var(--bad);color:var(--badfg)}
+td.verdict-better{background:var(--good)}td.verdict-worse{background:var(--bad)}
+td .verdict{display:block;font-size:11px;font-weight:600}
+td.verdict-better .verdict{color:var(--goodfg)}td.verdict-worse .verdict{color:var(--badfg)}
+td.verdict-ns .verdict{color:var(--muted);font-weight:400}
+figure{display:inline-block;margin:8px 18px 14px 0;vertical-align:top;max-width:100%}
+figure img{max-width:100%;border:1px solid var(--line);border-radius:4px}
+figcaption{font-size:12px;color:var(--muted);max-width:760px}
+details{margin:10px 0}summary{cursor:pointer;font-weight:600}
+.small{font-size:12px;color:var(--muted)}
+audio{width:210px;height:32px;display:block}
+"""
+
+SORT_JS = """
+(function(){
+function key(td){var v=td.getAttribute('data-v');if(v===null)return td.textContent.trim().toLowerCase();
+ return v===''?null:parseFloat(v);}
+document.querySelectorAll('table.sortable').forEach(function(table){
+ var heads=table.tHead.rows[0].cells;
+ Array.prototype.forEach.call(heads,function(th,col){
+  var btn=th.querySelector('button.sort');if(!btn)return;
+  btn.addEventListener('click',function(){
+   var cur=th.getAttribute('aria-sort');var first=th.getAttribute('data-first')||'ascending';
+   var dir=cur===first?(first==='ascending'?'descending':'ascending'):first;
+   Array.prototype.forEach.call(heads,function(h){if(h.querySelector('button.sort'))h.setAttribute('aria-sort','none');});
+   th.setAttribute('aria-sort',dir);
+   var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+   rows.sort(function(a,b){var x=key(a.cells[col]),y=key(b.cells[col]);
+    if(x===null&&y===null)return 0;if(x===null)return 1;if(y===null)return -1;
+    var c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));
+    return dir==='ascending'?c:-c;});
+   rows.forEach(function(r){body.appendChild(r);});
+  });
+ });
+});
+})();
+"""
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def decimals_for(values: list[float], widths: list[float]) -> int:
+    """Decimals showing about two significant digits of the typical CI width (1..4)."""
+    widths = sorted(w for w in widths if w and math.isfinite(w) and w > 0)
+    if widths:
+        width = widths[len(widths) // 2]
+        return int(min(4, max(1, 1 - math.floor(math.log10(width)))))
+    magnitude = max((abs(v) for v in values if v is not None and math.isfinite(v)), default=1.0)
+    if magnitude == 0:
+        return 2
+    return int(min(4, max(1, 2 - math.floor(math.log10(magnitude)))))
+
+
+def fmt(value: float | None, decimals: int, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value != 0 and abs(value) < 0.5 * 10 ** -decimals:  # would print as 0: two significant digits
+        text = f"{value:+.2g}" if signed else f"{value:.2g}"
+    else:
+        text = f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+    return text.replace("-", "−")
+
+
+def page(title: str, body: str, extra_js: str = "") -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n'
+            f'<script>{SORT_JS}{extra_js}</script>\n</body></html>\n')
+
+
+def column_header(column: Column, n_common: int | None) -> str:
+    arrow = {"higher": " ↑", "lower": " ↓"}.get(column.direction, "")
+    first = "descending" if column.direction == "higher" else "ascending"
+    title = column.title + (f" ⟨{column.key.split('~', 1)[1]}⟩" if "~" in column.key else "")
+    help_text = (f"{'higher' if column.direction == 'higher' else 'lower'} is better"
+                 if column.direction else "no better direction declared")
+    parts = [f'<th data-first="{first}" aria-sort="none" title="{esc(help_text)} · {esc(column.provenance_full())}">'
+             f'<button class="sort" type="button">{esc(title)}{arrow}</button>']
+    if column.unit:
+        parts.append(f'<div class="unit">{esc(column.unit)}</div>')
+    prov = column.provenance()
+    if prov:
+        parts.append(f'<div class="prov">{esc(prov)}</div>')
+    if n_common is not None:
+        parts.append(f'<div class="ncommon">on {n_common} common utt.</div>')
+    if column.note:
+        parts.append('<div class="split">settings differ: see notes</div>')
+    parts.append("</th>")
+    return "".join(parts)
+
+
+def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
+    if cell is None or cell.estimate is None:
+        why = cell.note if cell is not None else "not in this table"
+        short = {"absent": "not scored", "all_failed": "all failed", "no_common": "no common utt.",
+                 "no_stats": "no stats"}.get(cell.status if cell else "absent", "—")
+        if cell is not None and cell.status == "absent" and column.info.source == "system":
+            short = "n/a"
+        return f'<td class="missing" data-v="" title="{esc(why)}">—<span class="why">{esc(short)}</span></td>'
+    est = cell.estimate
+    classes = ["num"] + (["best"] if cell.best else []) + (["tied"] if cell.tied else [])
+    ci = (f'<span class="ci">[{fmt(est.low, decimals)}, {fmt(est.high, decimals)}]</span>'
+          if est.low is not None else '<span class="ci">no CI (n&lt;2)</span>')
+    failed = f' · <span class="f">{cell.n_failed} ✗</span>' if cell.n_failed else ""
+    tip = [f"{fmt(est.value, decimals + 1)} on {est.n} common utterances"]
+    if est.low is not None:
+        tip.append(f"95 % bootstrap CI [{fmt(est.low, decimals + 1)}, {fmt(est.high, decimals + 1)}]")
+    if cell.all_value is not None:
+        tip.append(f"on all {cell.n_scored} utterances this run scored: {fmt(cell.all_value, decimals + 1)}")
+    if cell.delta_to_best is not None:
+        d = cell.delta_to_best
+        tip.append(f"vs best: {fmt(d.value, decimals + 1, True)} [{fmt(d.low, decimals + 1, True)}, "
+                   f"{fmt(d.high, decimals + 1, True)}]" + (" (not significant)" if cell.tied else ""))
+    if cell.failure_reasons:
+        tip.append("failures: " + "; ".join(f"{r} ({n})" for r, n in list(cell.failure_reasons.items())[:4]))
+    return (f'<td class="{" ".join(classes)}" data-v="{est.value!r}" title="{esc(" · ".join(tip))}">'
+            f'<span class="v">{fmt(est.value, decimals)}</span>{ci}'
+            f'<span class="n">{cell.n_scored} ✓{failed}</span></td>')
+
+
+def _column_decimals(table: Table, column: Column) -> int:
+    cells = [row.cells.get(column.key) for row in table.rows]
+    ests = [c.estimate for c in cells if c is not None and c.estimate is not None]
+    return decimals_for([e.value for e in ests], [e.high - e.low for e in ests if e.low is not None])
+
+
+def leaderboard_html(table: Table) -> str:
+    head = ['<th data-first="ascending" aria-sort="none"><button class="sort" type="button">System</button>'
+            '<div class="unit">label, parameters</div></th>',
+            '<th data-first="descending" aria-sort="none"><button class="sort" type="button">Done</button>'
+            '<div class="unit">utterances</div></th>']
+    for column in table.columns:
+        head.append(column_header(column, table.n_common.get(column.key)))
+    decimals = {c.key: _column_decimals(table, c) for c in table.columns}
+    body = []
+    for row in table.rows:
+        run = row.run
+        chips = "".join(f'<span class="chip">{esc(k)}={esc(v)}</span>' for k, v in run.params.items())
+        badges = ""
+        if run.n_items is not None and len(run.ids) < run.n_items:
+            badges += '<span class="badge warn">partial</span> '
+        if any(n.startswith("unfinished") for n in run.notes):
+            badges += '<span class="badge warn">unfinished</span> '
+        if run.n_system_errors:
+            badges += f'<span class="badge err">{run.n_system_errors} system error(s)</span>'
+        cells = [f'<td class="sys" data-v="{esc(row.name)}" title="{esc(str(run.path))}">'
+                 f'<span class="name">{esc(run.system)}</span>'
+                 f'<span class="chips">{chips}</span>{badges}</td>']
+        done = len(run.ids)
+        total = f"/{run.n_items}" if run.n_items is not None else ""
+        cells.append(f'<td class="num" data-v="{done}"><span class="v">{done}{total}</span></td>')
+        for column in table.columns:
+            cells.append(cell_html(row.cells.get(column.key), column, decimals[column.key]))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table class="lb sortable" id="lb-{esc(table.slug)}"><thead><tr>{"".join(head)}'
+            f'</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _delta_cell(delta, column: Column, decimals: int) -> str:
+    if delta is None:
+        return '<td class="missing" data-v="">—</td>'
+    est: Estimate | None = delta.estimate
+    if est is None:
+        return (f'<td class="missing" data-v="" title="{esc(delta.note)}">—'
+                f'<span class="why">{esc(delta.verdict)}</span></td>')
+    kind = {"better": "better", "worse": "worse"}.get(delta.verdict, "ns")
+    ci = (f'<span class="ci">[{fmt(est.low, decimals, True)}, {fmt(est.high, decimals, True)}]</span>'
+          if est.low is not None else "")
+    tip = (f"{fmt(delta.baseline, decimals + 1)} → {fmt(delta.candidate, decimals + 1)} "
+           f"on {est.n} utterances both scored")
+    return (f'<td class="num verdict-{kind}" data-v="{est.value!r}" title="{esc(tip)}">'
+            f'<span class="v">{fmt(est.value, decimals, True)}</span>{ci}'
+            f'<span class="verdict">{esc(delta.verdict)}</span><span class="n">n={est.n}</span></td>')
+
+
+def _compact_header(column: Column) -> str:
+    arrow = {"higher": " ↑", "lower": " ↓"}.get(column.direction, "")
+    title = column.title + (f" ⟨{column.key.split('~', 1)[1]}⟩" if "~" in column.key else "")
+    unit = f'<div class="unit">{esc(column.unit)}</div>' if column.unit else ""
+    return f'<th title="{esc(column.provenance())}">{esc(title)}{arrow}{unit}</th>'
+
+
+def ablations_html(table: Table) -> str:
+    """One table per (system, axis): a row per compared level pair (and fixed parameters)."""
+    groups: dict[tuple[str, str], list[Ablation]] = {}
+    for ablation in table.ablations:
+        groups.setdefault((ablation.system, ablation.axis), []).append(ablation)
+    out = []
+    for (system, axis), ablations in groups.items():
+        columns = [c for c in table.columns
+                   if any(c.key in comp.deltas for a in ablations for comp in a.comparisons)]
+        decimals = {c.key: _column_decimals(table, c) for c in columns}
+        head = "<th>Change</th>" + "".join(_compact_header(c) for c in columns)
+        body = []
+        for ablation in ablations:
+            chips = "".join(f'<span class="chip">{esc(k)}={esc(v)}</span>' for k, v in sorted(ablation.fixed.items()))
+            for comp in ablation.comparisons:
+                label = (f'<span class="name">{esc(comp.level_a)} → {esc(comp.level_b)}</span>'
+                         f'<span class="chips">{chips}</span>')
+                tip = f"{comp.run_a.label} → {comp.run_b.label}"
+                cells = [f'<td class="sys" title="{esc(tip)}">{label}</td>'] + [
+                    _delta_cell(comp.deltas.get(c.key), c, decimals[c.key]) for c in columns]
+                body.append("<tr>" + "".join(cells) + "</tr>")
+        out.append(f'<h3>Ablation — {esc(system)}: {esc(axis)}</h3><div class="scroll"><table class="ab">'
+                   f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(out)
+
+
+def notes_html(notes: list[str], title: str = "Notes") -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{esc(n)}</li>" for n in notes)
+    return f'<div class="notes" role="note"><strong>{esc(title)}</strong><ul>{items}</ul></div>'
+
+
+def figures_html(figures: list[Figure]) -> str:
+    return "".join(f'<figure><img alt="{esc(f.title)}" src="data:image/png;base64,{f.png_base64}">'
+                   f'<figcaption><b>{esc(f.title)}.</b> {esc(f.caption)}</figcaption></figure>'
+                   for f in figures)
+
+
+def runs_html(report: Report) -> str:
+    rows = []
+    for run in report.runs:
+        env = run.environment()
+        git = env.get("git") or {}
+        commit = (git.get("commit") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
+        rows.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
+            run.suite, run.dataset, run.name, commit, env.get("device"), env.get("cpu"),
+            run.run_json.get("started"), run.run_json.get("finished") or "—", str(run.path))) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("suite", "dataset", "run", "git", "device", "cpu", "started",
+                                              "finished", "folder"))
+    return (f'<details><summary>Runs and provenance ({len(report.runs)})</summary><div class="scroll">'
+            f'<table class="plain"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'</div></details>')
+
+
+LEGEND = ("Each number is the metric's declared aggregate on the utterances <b>every</b> system in the "
+          "table scored (<i>n common</i> under the header), with its 95 % bootstrap CI in brackets; "
+          "✓ / ✗ count this run's scored and failed utterances. "
+          '<span class="sw" style="background:var(--best)"></span>★ best in column by the metric\'s '
+          'declared direction (↑ higher / ↓ lower is better); '
+          '<span class="sw" style="background:var(--tied)"></span>≈ not significantly different from '
+          "the best (paired bootstrap CI of the difference contains 0). Click a header to sort; hover a "
+          "cell for details.")
+
+
+def render_index(report: Report, figures: dict[str, list[Figure]], listen_pages: dict[str, str],
+                 files: dict[str, str], command: list[str] | None = None, title: str = "qtts-bench report") -> str:
+    """The report page. ``figures``/``listen_pages`` keyed by table slug; ``files``: name -> href."""
+    opts = report.options
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sources = sorted({run.source for run in report.runs})
+    links = " · ".join(f'<a href="{esc(href)}">{esc(name)}</a>' for name, href in files.items())
+    parts = [f"<h1>{esc(title)}</h1>",
+             f'<p class="meta">Generated {esc(now)} by qtts-bench {esc(__version__)} from '
+             f'{", ".join(f"<code>{esc(s)}</code>" for s in sources)} · {len(report.runs)} runs · '
+             f'bootstrap: {opts.n_resamples} resamples, {opts.level:.0%} percentile CI, seed {opts.seed}'
+             + (f" · command: <code>{esc(' '.join(command))}</code>" if command else "")
+             + (f"<br>Downloads: {links}" if links else "") + "</p>",
+             f'<p class="legend">{LEGEND}</p>',
+             notes_html(report.notes, "Report notes")]
+    if len(report.tables) > 1:
+        toc = "".join(f'<li><a href="#t-{esc(t.slug)}">{esc(t.title)}</a> ({len(t.rows)} runs)</li>'
+                      for t in report.tables)
+        parts.append(f"<ul>{toc}</ul>")
+    for table in report.tables:
+        parts.append(f'<h2 id="t-{esc(table.slug)}">{esc(table.title)}</h2>')
+        listen = listen_pages.get(table.slug)
+        if listen:
+            parts.append(f'<p><a href="{esc(listen)}">▶ Listening page for {esc(table.title)}</a> '
+                         '— every utterance with reference, prompt and each system\'s output; '
+                         "sortable to find the worst cases.</p>")
+        parts.append(notes_html(table.notes))
+        parts.append(leaderboard_html(table))
+        if table.ablations:
+            parts.append(ablations_html(table))
+            parts.append('<p class="legend">Ablation cells: paired per-utterance change (later level − '
+                         "earlier level) on the utterances both runs scored, with its 95 % bootstrap CI; "
+                         "a verdict (better / worse by the declared direction) only where the CI "
+                         "excludes 0.</p>")
+        figs = figures.get(table.slug) or []
+        if figs:
+            parts.append("<h3>Plots</h3>" + figures_html(figs))
+    parts.append(runs_html(report))
+    return page(title, "\n".join(p for p in parts if p))
+

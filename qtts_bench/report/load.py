@@ -1,0 +1,382 @@
+"""Read run folders of the results store (docs/results-format.md) into :class:`Run` objects.
+
+A run folder holds run.json, items.jsonl and summary.json. Problems that do not make a run
+unreadable (truncated last line, missing summary, unfinished run) become visible ``notes``;
+a different schema version is refused with :class:`IncompatibleResults`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import RESULTS_SCHEMA_VERSION
+from ..errors import ConfigError, QttsBenchError
+
+# Columns derived from each item's documented ``system`` block (not from any metric's name).
+RTF_KEY = "sys.rtf"
+BITRATE_KEY = "sys.kbps"
+
+
+class IncompatibleResults(QttsBenchError):
+    """Runs that cannot be read or put side by side (schema or metric version differ)."""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What run.json declares about one metric column. ``source``: "metric" or "system"."""
+
+    key: str
+    direction: str | None
+    unit: str = ""
+    aggregation: str = "mean"
+    ratio: tuple | None = None  # (numerator stat, denominator stat, scale)
+    version: str | None = None
+    sample_rate: int | None = None
+    settings: dict = field(default_factory=dict)
+    title: str = ""
+    source: str = "metric"
+
+    @classmethod
+    def from_run_json(cls, key: str, meta: dict) -> "MetricInfo":
+        direction = meta.get("direction")
+        ratio = meta.get("ratio")
+        return cls(
+            key=key,
+            direction=direction if direction in ("higher", "lower") else None,
+            unit=meta.get("unit") or "",
+            aggregation=meta.get("aggregation") or "mean",
+            ratio=tuple(ratio) if ratio else None,
+            version=None if meta.get("version") is None else str(meta.get("version")),
+            sample_rate=meta.get("sample_rate"),
+            settings=dict(meta.get("settings") or {}),
+            title=key,
+        )
+
+    def comparable(self, ignore: tuple[str, ...] = ()) -> dict:
+        """Everything that must match for two runs' numbers to share a column."""
+        return {
+            "direction": self.direction, "unit": self.unit, "aggregation": self.aggregation,
+            "ratio": list(self.ratio) if self.ratio else None, "version": self.version,
+            "sample_rate": self.sample_rate,
+            "settings": {k: v for k, v in self.settings.items() if k not in ignore},
+        }
+
+    def fingerprint(self, ignore: tuple[str, ...] = ()) -> str:
+        blob = json.dumps(self.comparable(ignore), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+@dataclass(eq=False)
+class Run:
+    """One dataset x system x grid point, read from its folder.
+
+    Per-metric arrays are aligned with ``ids``: ``values[key]`` is float64 with NaN where the
+    metric has no value (its reason in ``reasons[key]``); ``stats[key][name]`` likewise.
+    """
+
+    path: Path
+    source: str
+    suite: str
+    dataset: str
+    label: str
+    system: str
+    params: dict
+    axes: dict
+    metrics: dict[str, MetricInfo]
+    run_json: dict
+    summary: dict | None
+    ids: list[str]
+    records: list[dict]
+    values: dict[str, np.ndarray]
+    reasons: dict[str, list]
+    stats: dict[str, dict[str, np.ndarray]]
+    n_items: int | None
+    n_system_errors: int
+    notes: list[str] = field(default_factory=list)
+    name: str = ""  # unique display name within a report
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.suite, self.dataset, self.label)
+
+    @property
+    def index(self) -> dict[str, int]:
+        if not hasattr(self, "_index"):
+            self._index = {item_id: i for i, item_id in enumerate(self.ids)}
+        return self._index
+
+    def scored_ids(self, key: str) -> set[str]:
+        """Ids with a finite value for metric ``key`` (empty when the run lacks the metric)."""
+        if key not in self.values:
+            return set()
+        ok = np.isfinite(self.values[key])
+        return {item_id for item_id, good in zip(self.ids, ok) if good}
+
+    def n_scored(self, key: str) -> int:
+        return int(np.isfinite(self.values[key]).sum()) if key in self.values else 0
+
+    def failure_reasons(self, key: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for value, reason in zip(self.values.get(key, ()), self.reasons.get(key, ())):
+            if not math.isfinite(value):
+                counts[reason or "unknown"] = counts.get(reason or "unknown", 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    def environment(self) -> dict:
+        return self.run_json.get("environment") or {}
+
+
+def find_run_folders(paths: list[str | Path]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Run folders under each path (itself, or any depth below), with the path they came from.
+
+    Returns ([(folder, source)], problems). A folder with items.jsonl or summary.json but no
+    run.json is reported as a problem, not read.
+    """
+    found: list[tuple[Path, str]] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            raise ConfigError(f"results folder not found: {root}")
+        if root.is_file():
+            root = root.parent
+        candidates = {Path(dirpath) for dirpath, _, files in os.walk(root)
+                      if {"run.json", "items.jsonl", "summary.json"} & set(files)}
+        for folder in sorted(candidates):
+            if folder.resolve() in seen:
+                continue
+            seen.add(folder.resolve())
+            if (folder / "run.json").is_file():
+                found.append((folder, str(raw)))
+            else:
+                problems.append(f"{folder}: skipped, no run.json (written when a run starts; "
+                                "the folder was copied incompletely or is not a qtts-bench run)")
+    return found, problems
+
+
+def read_run(folder: Path, source: str = "") -> Run:
+    """Read one run folder. Raises IncompatibleResults for an unreadable or foreign run.json."""
+    folder = Path(folder)
+    try:
+        run_json = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise IncompatibleResults(f"{folder / 'run.json'}: unreadable ({exc})") from exc
+    version = run_json.get("schema_version")
+    if version != RESULTS_SCHEMA_VERSION:
+        raise IncompatibleResults(
+            f"{folder / 'run.json'}: results schema version {version!r}; this qtts-bench reads "
+            f"version {RESULTS_SCHEMA_VERSION}. Re-run the suite or report it with a matching "
+            "qtts-bench release.")
+    notes: list[str] = []
+    summary = _read_summary(folder, notes)
+    records = _read_records(folder / "items.jsonl", notes)
+
+    run_section = run_json.get("run") or {}
+    dataset_section = run_json.get("dataset") or {}
+    suite = (run_json.get("suite") or {}).get("name") or folder.parent.parent.name
+    dataset = run_section.get("dataset") or dataset_section.get("name") or folder.parent.name
+    label = run_section.get("label") or folder.name
+    system = run_section.get("system") or (run_json.get("system") or {}).get("name") or label
+
+    metrics = {key: MetricInfo.from_run_json(key, meta or {})
+               for key, meta in (run_json.get("metrics") or {}).items()}
+    ids = [str(r["id"]) for r in records]
+    values, reasons, stats = {}, {}, {}
+    for key, info in metrics.items():
+        values[key], reasons[key], stats[key] = _metric_arrays(records, key, info)
+    _add_system_columns(run_json, records, metrics, values, reasons, stats)
+
+    n_items = dataset_section.get("n_items")
+    if n_items is None and summary:
+        n_items = summary.get("n_items")
+    n_errors = sum(1 for r in records if r.get("status") != "ok")
+    if not records:
+        notes.append("no utterances recorded (items.jsonl missing or empty)")
+    elif n_items is not None and len(records) < n_items:
+        notes.append(f"partial: {len(records)} of {n_items} utterances done")
+    if not run_json.get("finished") or summary is None:
+        notes.append("unfinished: run.json has no end time or summary.json is missing "
+                     "(interrupted or still running)")
+    if n_errors:
+        notes.append(f"system failed on {n_errors} utterance(s)")
+    return Run(path=folder, source=source, suite=str(suite), dataset=str(dataset),
+               label=str(label), system=str(system), params=dict(run_section.get("params") or {}),
+               axes=dict(run_section.get("axes") or {}), metrics=metrics, run_json=run_json,
+               summary=summary, ids=ids, records=records, values=values, reasons=reasons,
+               stats=stats, n_items=n_items, n_system_errors=n_errors, notes=notes, name=str(label))
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
+    """Every run under ``paths`` plus report-level problems. Refuses mixed schema versions."""
+    folders, problems = find_run_folders(paths)
+    runs, refused = [], []
+    for folder, source in folders:
+        try:
+            runs.append(read_run(folder, source))
+        except IncompatibleResults as exc:
+            refused.append(str(exc))
+    if refused:
+        raise IncompatibleResults("refusing to report incompatible results:\n  " + "\n  ".join(refused))
+    _name_runs(runs)
+    return runs, problems
+
+
+def check_metric_versions(runs: list[Run]) -> None:
+    """Refuse runs whose same metric key declares different versions (numbers not comparable)."""
+    by_key: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        for key, info in run.metrics.items():
+            by_key.setdefault(key, {}).setdefault(str(info.version), []).append(str(run.path))
+    clashes = []
+    for key, versions in sorted(by_key.items()):
+        if len(versions) > 1:
+            detail = "; ".join(f"version {v}: {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}"
+                               for v, paths in sorted(versions.items()))
+            clashes.append(f"metric '{key}' has different versions ({detail})")
+    if clashes:
+        raise IncompatibleResults("refusing to combine runs with different metric versions; "
+                                  "report them separately:\n  " + "\n  ".join(clashes))
+
+
+def resolve_audio(run: Run, path: str | None) -> Path | None:
+    """An audio path from a record: relative paths are relative to the run folder."""
+    if not path:
+        return None
+    p = Path(path)
+    return p if p.is_absolute() else run.path / p
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _read_summary(folder: Path, notes: list[str]) -> dict | None:
+    path = folder / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        notes.append(f"summary.json unreadable ({exc}); aggregates recomputed from items.jsonl")
+        return None
+    if summary.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        raise IncompatibleResults(f"{path}: results schema version {summary.get('schema_version')!r}; "
+                                  f"this qtts-bench reads version {RESULTS_SCHEMA_VERSION}")
+    return summary
+
+
+def _read_records(path: Path, notes: list[str]) -> list[dict]:
+    """Parse items.jsonl; first record of an id wins; an unparsable last line is dropped."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    records, seen, duplicates, corrupt = [], set(), 0, []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            item_id = str(record["id"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            if number == len(lines):
+                notes.append("last line of items.jsonl truncated (run interrupted); ignored")
+            else:
+                corrupt.append(number)
+            continue
+        if item_id in seen:
+            duplicates += 1
+            continue
+        seen.add(item_id)
+        records.append(record)
+    if corrupt:
+        notes.append(f"items.jsonl lines {corrupt[:5]}{'...' if len(corrupt) > 5 else ''} "
+                     "corrupt; those utterances are left out")
+    if duplicates:
+        notes.append(f"{duplicates} duplicate utterance line(s) in items.jsonl; first kept")
+    return records
+
+
+def _float(value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out if math.isfinite(out) else math.nan
+
+
+def _metric_arrays(records: list[dict], key: str, info: MetricInfo):
+    n = len(records)
+    values = np.full(n, np.nan)
+    reasons: list = [None] * n
+    stat_names = info.ratio[:2] if info.ratio else ()
+    stats = {name: np.full(n, np.nan) for name in stat_names}
+    for i, record in enumerate(records):
+        entry = (record.get("metrics") or {}).get(key)
+        if record.get("status", "ok") != "ok" and (entry is None or entry.get("value") is None):
+            reasons[i] = f"system error: {record.get('error') or 'unknown'}"
+            continue
+        if entry is None:
+            reasons[i] = "not computed (metric absent from this record)"
+            continue
+        value = _float(entry.get("value"))
+        if math.isnan(value):
+            reasons[i] = entry.get("reason") or ("non-finite value" if entry.get("value") is not None
+                                                 else "no value and no reason recorded")
+            continue
+        values[i] = value
+        for name in stat_names:
+            stats[name][i] = _float((entry.get("stats") or {}).get(name))
+    return values, reasons, stats
+
+
+def _add_system_columns(run_json, records, metrics, values, reasons, stats) -> None:
+    """RTF = sum(seconds) / sum(audio_seconds); bitrate = sum(encoded_bits) / sum(input_seconds)."""
+    env = run_json.get("environment") or {}
+    machine = {k: env.get(k) for k in ("device", "device_name", "cpu") if env.get(k) is not None}
+    specs = [
+        (RTF_KEY, "seconds", "audio_seconds", 1.0,
+         MetricInfo(RTF_KEY, "lower", "× real time", "ratio", ("seconds", "audio_seconds", 1.0),
+                    None, None, machine, "RTF", "system")),
+        (BITRATE_KEY, "encoded_bits", "input_seconds", 1e-3,
+         MetricInfo(BITRATE_KEY, None, "kbit/s", "ratio", ("encoded_bits", "input_seconds", 1e-3),
+                    None, None, {"measured": "encoded bits / input seconds"}, "bitrate", "system")),
+    ]
+    for key, num_name, den_name, scale, info in specs:
+        n = len(records)
+        num, den, vals = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        why: list = [None] * n
+        for i, record in enumerate(records):
+            block = record.get("system") or {}
+            a, b = _float(block.get(num_name)), _float(block.get(den_name))
+            if record.get("status", "ok") != "ok":
+                why[i] = f"system error: {record.get('error') or 'unknown'}"
+            elif math.isnan(a) or math.isnan(b) or b <= 0:
+                why[i] = f"no {num_name}/{den_name} recorded"
+            else:
+                num[i], den[i], vals[i] = a, b, a / b * scale
+        if np.isfinite(vals).any():
+            metrics[key] = info
+            values[key], reasons[key] = vals, why
+            stats[key] = {num_name: num, den_name: den}
+
+
+def _name_runs(runs: list[Run]) -> None:
+    """Unique display names: the label, plus the source folder when the same run appears twice."""
+    counts: dict[tuple, int] = {}
+    for run in runs:
+        counts[run.key] = counts.get(run.key, 0) + 1
+    for run in runs:
+        run.name = run.label if counts[run.key] == 1 else f"{run.label} ⟨{run.source}⟩"
+    names: dict[str, int] = {}
+    for run in runs:  # still ambiguous (same label and source): number them
+        names[run.name] = names.get(run.name, 0) + 1
+        if names[run.name] > 1:
+            run.name = f"{run.name} #{names[run.name]}"
