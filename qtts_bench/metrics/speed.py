@@ -1,0 +1,117 @@
+"""Speed metrics read from the runner's timing of each system call (``Inputs.system_info``).
+
+- ``rtf``: real-time factor = compute seconds / seconds of audio produced. Per utterance, and the
+  aggregate is the exact ratio Σ seconds / Σ audio_seconds (not the mean of ratios).
+- ``ttft``: seconds until the first audio chunk of a streaming TTS; missing for non-streaming.
+- ``peak_memory``: bytes; CUDA max allocated on GPU, peak process RSS on CPU, during the call.
+
+Warm-up calls are made by the runner before timing and never reach these metrics. The device and
+its name travel in each score's ``extra``. ``percentiles`` asks summary.json for p50/p95
+of the per-utterance values (see :func:`percentiles`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ..errors import MetricFailure
+from .base import Inputs, Metric, Score
+
+PERCENTILE_METHOD = "linear"  # numpy's default (Hyndman & Fan type 7)
+
+
+def percentiles(values: Iterable[float | None], qs: Iterable[float] = (50, 95)) -> dict[str, float | None]:
+    """``{"p50": ..., "p95": ...}`` of the non-missing values (linear interpolation, numpy type 7).
+
+    Missing (None / NaN) values are ignored; with no value left every percentile is None.
+
+    >>> percentiles([1, 2, 3, 4])
+    {'p50': 2.5, 'p95': 3.85}
+    """
+    import numpy as np
+
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    qs = list(qs)
+    if not kept:
+        return {f"p{q:g}": None for q in qs}
+    result = np.percentile(np.asarray(kept, dtype=np.float64), qs, method=PERCENTILE_METHOD)
+    return {f"p{q:g}": float(v) for q, v in zip(qs, result)}
+
+
+def _number(info: dict, key: str, what: str) -> float:
+    value = info.get(key)
+    if value is None:
+        raise MetricFailure(f"system_info has no '{key}' ({what})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise MetricFailure(f"system_info '{key}' is not finite ({value})")
+    return value
+
+
+def _device_extra(info: dict) -> dict:
+    return {k: info[k] for k in ("device", "device_name") if info.get(k) is not None}
+
+
+class _SpeedMetric(Metric):
+    direction = "lower"
+    requires = ()
+    percentiles = (50, 95)  # p50/p95 of per-utterance values in summary.json
+
+    def settings(self) -> dict:
+        return {**super().settings(), "timer": "time.perf_counter", "percentile_method": PERCENTILE_METHOD}
+
+
+class Rtf(_SpeedMetric):
+    """Real-time factor: wall seconds of the system call / seconds of output audio (< 1: faster
+    than real time). Aggregate = Σ seconds / Σ audio_seconds."""
+
+    name = "rtf"
+    unit = "x real time"
+    aggregation = "ratio"
+    ratio = ("seconds", "audio_seconds", 1.0)
+
+    def score(self, inputs: Inputs) -> Score:
+        info = inputs.system_info
+        seconds = _number(info, "seconds", "the runner did not time this call")
+        audio_seconds = _number(info, "audio_seconds", "duration of the output audio")
+        if seconds < 0:
+            raise MetricFailure(f"negative compute time {seconds} s")
+        if audio_seconds <= 0:
+            raise MetricFailure("the system produced no audio (0 s), so RTF is undefined")
+        return Score(seconds / audio_seconds, stats={"seconds": seconds, "audio_seconds": audio_seconds},
+                     extra=_device_extra(info))
+
+
+class Ttft(_SpeedMetric):
+    """Time to first audio chunk (seconds) of a streaming system; missing when it does not stream."""
+
+    name = "ttft"
+    unit = "s"
+
+    def score(self, inputs: Inputs) -> Score:
+        info = inputs.system_info
+        if info.get("ttft_seconds") is None:
+            raise MetricFailure("the system does not stream (no time to first chunk)")
+        ttft = _number(info, "ttft_seconds", "time to first chunk")
+        stats = {"ttft_seconds": ttft}
+        if info.get("seconds") is not None:
+            stats["seconds"] = float(info["seconds"])
+        return Score(ttft, stats=stats, extra=_device_extra(info))
+
+
+class PeakMemory(_SpeedMetric):
+    """Peak memory during the system call, in bytes: CUDA max allocated on GPU, peak process RSS
+    on CPU (it includes the loaded models, so it is comparable only within one device type)."""
+
+    name = "peak_memory"
+    unit = "bytes"
+
+    def score(self, inputs: Inputs) -> Score:
+        info = inputs.system_info
+        peak = _number(info, "peak_memory_bytes", "the runner did not measure memory")
+        if peak <= 0:
+            raise MetricFailure(f"invalid peak memory {peak} bytes")
+        device = str(info.get("device") or "unknown")
+        kind = "cuda_max_allocated" if device.startswith("cuda") else "peak_rss"
+        return Score(peak, stats={"peak_memory_bytes": peak}, extra={**_device_extra(info), "kind": kind})
