@@ -18,9 +18,9 @@ DATASETS.register("synthetic", "qtts_bench.testing:load_synthetic",
 SYSTEMS.register("passthrough", "qtts_bench.systems.classical:Passthrough",
                  "identity codec: the upper bound of every reconstruction metric")
 SYSTEMS.register("opus", "qtts_bench.systems.classical:OpusCodec",
-                 "Opus (libopus via PyAV), bitrate in bit/s")
+                 "Opus (libopus via PyAV) at 16 kHz, constrained VBR by default; bitrate in bit/s")
 SYSTEMS.register("mp3", "qtts_bench.systems.classical:Mp3Codec",
-                 "MP3 (LAME via PyAV), bitrate in bit/s")
+                 "MP3 (LAME via PyAV) at 16 kHz, CBR; bitrate in bit/s")
 SYSTEMS.register("amr_nb", "qtts_bench.systems.classical:AmrNbCodec",
                  "AMR-NB (opencore via PyAV), 8 kHz, bitrate 4750..12200 bit/s")
 SYSTEMS.register("g722", "qtts_bench.systems.classical:G722Codec",
