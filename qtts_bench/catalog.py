@@ -52,3 +52,17 @@ METRICS.register("rtf", "qtts_bench.metrics.speed:Rtf", "real-time factor; aggre
 METRICS.register("ttft", "qtts_bench.metrics.speed:Ttft", "time to first audio chunk (streaming systems), s; p50/p95")
 METRICS.register("peak_memory", "qtts_bench.metrics.speed:PeakMemory", "peak RSS (CPU) or CUDA max allocated during the call, bytes")
 METRICS.register("bitrate", "qtts_bench.metrics.bitrate:Bitrate", "measured bit/s = encoded bits / input seconds (nominal in extra)")
+METRICS.register("wer", "qtts_bench.metrics.asr.metric:Wer",
+                 "corpus WER of the output (Σ errors / Σ ref words); Whisper base, whisper normaliser")
+METRICS.register("wer_utt_mean", "qtts_bench.metrics.asr.metric:WerUttMean",
+                 "mean per-utterance WER (seed-tts-eval), seedtts normaliser")
+METRICS.register("cer", "qtts_bench.metrics.asr.metric:Cer", "corpus CER of the output (zh/ja by character)")
+METRICS.register("cer_utt_mean", "qtts_bench.metrics.asr.metric:CerUttMean",
+                 "mean per-utterance CER (seed-tts-eval zh), seedtts normaliser")
+METRICS.register("wer_reference", "qtts_bench.metrics.asr.metric:WerReference",
+                 "corpus WER of the reference audio (ASR floor)")
+METRICS.register("wer_reference_utt_mean", "qtts_bench.metrics.asr.metric:WerReferenceUttMean",
+                 "mean per-utterance WER of the reference audio")
+METRICS.register("cer_reference", "qtts_bench.metrics.asr.metric:CerReference", "corpus CER of the reference audio")
+METRICS.register("cer_reference_utt_mean", "qtts_bench.metrics.asr.metric:CerReferenceUttMean",
+                 "mean per-utterance CER of the reference audio")

@@ -37,20 +37,19 @@ def main(args) -> int:
 
 
 def print_summaries(outcomes) -> None:
-    """A compact table: one row per run, one column per metric (value, n_failed)."""
+    """A compact table: one row per run, one column per metric aggregate, then counts."""
     if not outcomes:
         return
     metric_keys = list(outcomes[0].summary["metrics"])
+    widths = [max(9, len(k)) for k in metric_keys]
     label_width = max(len(f"{o.dataset}/{o.label}") for o in outcomes) + 2
-    header = "run".ljust(label_width) + "".join(k.rjust(12) for k in metric_keys) + "   n  failed  new"
-    print(header)
+    print("run".ljust(label_width) + "".join(f"  {k:>{w}}" for k, w in zip(metric_keys, widths))
+          + "     n  failed  new")
     for o in outcomes:
-        row = f"{o.dataset}/{o.label}".ljust(label_width)
-        failed = 0
-        for key in metric_keys:
-            m = o.summary["metrics"][key]
-            row += (f"{m['value']:12.3f}" if m["value"] is not None else "         n/a")
-            failed = max(failed, m["n_failed"])
-        row += f"{o.summary['n_done']:>4}{failed:>8}{o.computed:>5}"
-        print(row)
+        metrics = o.summary["metrics"]
+        cells = [f"{'n/a' if metrics[k]['value'] is None else format(metrics[k]['value'], '.3f'):>{w}}"
+                 for k, w in zip(metric_keys, widths)]
+        failed = max((m["n_failed"] for m in metrics.values()), default=0)
+        print(f"{o.dataset}/{o.label}".ljust(label_width) + "".join(f"  {c}" for c in cells)
+              + f"  {o.summary['n_done']:>4}  {failed:>6}  {o.computed:>3}")
     print(f"results: {outcomes[0].folder.parent.parent}")

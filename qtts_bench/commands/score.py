@@ -20,7 +20,8 @@ def configure(parser) -> None:
     parser.add_argument("--text", help="reference transcript (for WER/CER)")
     parser.add_argument("--hypothesis", help="hypothesis transcript: score text only, no audio")
     parser.add_argument("--language", help="language code of the text (e.g. en, zh)")
-    parser.add_argument("--normalizer", default="seedtts", help="text normaliser for transcript mode")
+    parser.add_argument("--normalizer", default="whisper", choices=["whisper", "seedtts", "basic"],
+                        help="text normaliser for transcript mode (default: whisper)")
     parser.add_argument("--metrics", help=f"comma-separated metric names (default: {','.join(DEFAULT_AUDIO_METRICS)})")
     parser.add_argument("--device", default="cpu", help="device for model-based metrics")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -41,7 +42,8 @@ def main(args) -> int:
 def _score_text(args) -> int:
     from .score_text import score_transcript
 
-    result = score_transcript(args.text, args.hypothesis, normalizer=args.normalizer, language=args.language)
+    result = score_transcript(args.text, args.hypothesis, normalizer=args.normalizer,
+                              language=args.language or "en")
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
