@@ -20,7 +20,6 @@ every setting that changes the numbers. SIM values from different identities are
 
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import cache
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..audio import AudioError, check_usable
 from ..errors import ConfigError, MetricFailure, require
+from ..hashing import sha256_file
 
 SAMPLE_RATE = 16000
 
@@ -36,11 +36,7 @@ SAMPLE_RATE = 16000
 @cache
 def file_sha256(path: str) -> str:
     """sha256 of a file (memoised per path for the process)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _version(module: str) -> str | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ...cache import ResultCache, cache_root
 from ...errors import ConfigError, MissingExtraError
+from ...hashing import sha256_file
 
 EXTRA = "asr"
 BACKENDS = ("faster-whisper", "openai-whisper", "transformers")
@@ -191,7 +192,7 @@ def materialize_bundled(spec: Bundled, root: Path | None = None) -> Path:
         return folder
     folder = (root or cache_root()) / "models" / "faster-whisper" / f"bundled-{spec.name}-{spec.sha256[:12]}"
     target = folder / "model.bin"
-    if target.is_file() and _sha256_file(target) == spec.sha256 and all((folder / f).is_file() for f in SIDECAR_FILES):
+    if target.is_file() and sha256_file(target) == spec.sha256 and all((folder / f).is_file() for f in SIDECAR_FILES):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"model.bin.{os.getpid()}.tmp"
@@ -217,18 +218,10 @@ def materialize_bundled(spec: Bundled, root: Path | None = None) -> Path:
 
 
 def _verify(path: Path, spec: Bundled) -> None:
-    got = _sha256_file(path)
+    got = sha256_file(path)
     if got != spec.sha256:
         raise ConfigError(f"bundled Whisper {spec.name}: {path} has sha256 {got}, expected {spec.sha256}; "
                           f"reinstall {' '.join(spec.distributions)}")
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as src:
-        while block := src.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 WEIGHT_SUFFIXES = (".bin", ".safetensors", ".pt", ".pth", ".ckpt")
@@ -260,6 +253,6 @@ def _cached_sha256(path: Path) -> str:
     hit = cache.get_json(key)
     if isinstance(hit, str):
         return hit
-    digest = _sha256_file(real)
+    digest = sha256_file(real)
     cache.put_json(key, digest)
     return digest
