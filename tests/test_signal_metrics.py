@@ -393,3 +393,16 @@ def test_catalog_points_at_these_classes():
 
     for metric_cls in ALL:
         assert METRICS.get(metric_cls.name) is metric_cls
+
+
+def test_reference_below_the_metric_rate_is_a_missing_value_not_a_score():
+    from qtts_bench.audio import Audio
+    from qtts_bench.metrics.base import Inputs
+    from qtts_bench.metrics.signal import PesqNB, PesqWB
+
+    rng = np.random.default_rng(0)
+    narrow = Audio(rng.standard_normal(8000).astype(np.float32) * 0.1, 8000)
+    inputs = Inputs("u", estimate=narrow, reference=narrow)
+    with pytest.raises(MetricFailure, match="scores at 16000 Hz but the reference is 8000 Hz"):
+        PesqWB().score(inputs)
+    assert PesqNB().score(inputs).value > 4.0  # narrow-band PESQ is the right tool at 8 kHz

@@ -240,6 +240,11 @@ class _ReferenceMetric(Metric):
     def score(self, inputs: Inputs) -> Score:
         if inputs.reference is None:
             raise MetricFailure(f"{self.name} needs reference audio and this item has none")
+        if inputs.reference.sample_rate < self.sample_rate:
+            # Upsampling cannot restore the missing band: the score would describe the resampler.
+            raise MetricFailure(
+                f"{self.name} scores at {self.sample_rate} Hz but the reference is "
+                f"{inputs.reference.sample_rate} Hz; use a metric for that band (e.g. pesq_nb)")
         ref = inputs.reference.at(self.sample_rate).samples
         est = inputs.estimate.at(self.sample_rate).samples
         length_difference = len(est) - len(ref)
