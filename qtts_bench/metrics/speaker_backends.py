@@ -81,6 +81,15 @@ class SpeakerBackend:
 
 
 # --- resemblyzer ---------------------------------------------------------------------------
+def _import_resemblyzer():
+    """Import resemblyzer without its dependency webrtcvad's pkg_resources deprecation warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        return require("resemblyzer", "speaker", "speaker similarity (resemblyzer)")
+
+
 class ResemblyzerBackend(SpeakerBackend):
     """GE2E d-vector. ``min_seconds`` applies to the speech left after VAD trimming."""
 
@@ -100,14 +109,13 @@ class ResemblyzerBackend(SpeakerBackend):
             if not path.is_file():
                 raise ConfigError(f"resemblyzer weights not found: {path}")
             return path
-        resemblyzer = require("resemblyzer", "speaker", "speaker similarity (resemblyzer)")
+        resemblyzer = _import_resemblyzer()
         return Path(resemblyzer.__file__).resolve().parent / "pretrained.pt"
 
     def load(self, device: str = "cpu") -> None:
         if self._encoder is not None:
             return
-        require("resemblyzer", "speaker", "speaker similarity (resemblyzer)")
-        from resemblyzer import VoiceEncoder
+        VoiceEncoder = _import_resemblyzer().VoiceEncoder
 
         self.device = device
         self._encoder = VoiceEncoder(device=device, verbose=False, weights_fpath=self._weights_path())
