@@ -1,0 +1,122 @@
+"""QDAC checkpoints: ``model.safetensors`` (codec weights) + ``config.json`` (architecture, recipe).
+
+A checkpoint is a folder. ``resolve_checkpoint`` accepts a folder path or the name of a shipped
+checkpoint under ``qtts_bench/qdac/checkpoints/<name>/``. Loading checks that the weights match
+the config exactly and names the file and the parameters that disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from .config import QdacConfig
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT = "qdac"
+FORMAT_VERSION = 1
+
+
+def shipped_names() -> list[str]:
+    """Names of the checkpoints shipped in the package."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG).is_file())
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """A checkpoint folder path, or a shipped name -> the folder. Raises ConfigError when missing."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        folder = path
+    elif (SHIPPED_DIR / str(checkpoint)).is_dir():
+        folder = SHIPPED_DIR / str(checkpoint)
+    else:
+        names = ", ".join(shipped_names()) or "none"
+        raise ConfigError(f"QDAC checkpoint '{checkpoint}' not found: not a folder and not a shipped "
+                          f"checkpoint (shipped: {names})")
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise ConfigError(f"QDAC checkpoint {folder}: missing {name}")
+    return folder
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_config(folder: Path) -> tuple[QdacConfig, dict]:
+    """-> (model config, the whole config.json)."""
+    file = folder / CONFIG
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "model" not in meta:
+        raise ConfigError(f"{file}: not a QDAC config (expected {{\"format\": \"qdac\", \"model\": {{...}}}})")
+    if meta.get("format_version", 1) > FORMAT_VERSION:
+        raise ConfigError(f"{file}: format_version {meta['format_version']} is newer than this "
+                          f"qtts-bench understands ({FORMAT_VERSION})")
+    return QdacConfig.from_dict(meta["model"], f"{file}: model"), meta
+
+
+def save_checkpoint(model, folder: str | Path, extra: dict | None = None) -> Path:
+    """Write the codec weights and config into ``folder`` (atomically per file). Returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(folder / WEIGHTS)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
+            "n_parameters": int(sum(v.numel() for v in tensors.values())), **(extra or {})}
+    tmp = folder / (CONFIG + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(folder / CONFIG)
+    return folder
+
+
+def load_checkpoint(checkpoint: str | Path, device: str = "cpu"):
+    """-> (Qdac model in eval mode on ``device``, info dict with path, sha256 and config.json)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .model import Qdac
+
+    folder = resolve_checkpoint(checkpoint)
+    cfg, meta = read_config(folder)
+    weights = folder / WEIGHTS
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ConfigError(f"{weights}: cannot read safetensors file ({exc})") from None
+    model = Qdac(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s) e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es) e.g. {shapes[:3]}")
+        raise ConfigError(f"QDAC checkpoint {folder}: {WEIGHTS} does not match {CONFIG}: " + "; ".join(parts))
+    model.load_state_dict(state)
+    model.eval().to(device)
+    info = {"path": str(folder), "weights_sha256": sha256_file(weights),
+            "config_sha256": sha256_file(folder / CONFIG), "config": meta}
+    return model, info

@@ -1,0 +1,109 @@
+"""QDAC training on a tiny model and synthetic audio: config errors, resume, killed runs, CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qtts_bench.errors import ConfigError
+from qtts_bench.qdac.config import TINY_MODEL, load_run_config, run_config_from_dict
+
+torch = pytest.importorskip("torch", reason="QDAC needs the 'torch' extra")
+pytest.importorskip("safetensors", reason="QDAC checkpoints need the 'torch' extra")
+
+from qtts_bench.qdac.checkpoint import load_checkpoint  # noqa: E402
+from qtts_bench.qdac.train import STATE, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(tmp_path, **train_changes):
+    raw = {
+        "name": "tiny",
+        "model": dict(TINY_MODEL),
+        "train": {"steps": 4, "batch_size": 2, "max_seconds": 0.5, "warmup_steps": 1, "checkpoint_every": 2,
+                  "log_every": 1, "dead_code_every": 2, "asr_batch_size": 2, "disc_channels": 2,
+                  **train_changes},
+        "data": [{"dataset": "synthetic", "params": {"n": 3, "seconds": 0.8, "folder": str(tmp_path / "syn")}}],
+    }
+    return raw
+
+
+def params(out: Path) -> dict:
+    return torch.load(out / STATE, weights_only=False)["model"]
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"model": {"n_codebooks": 4}, "train": {"stpes": 3}}))
+    with pytest.raises(ConfigError, match=r"c\.yaml: train: unknown key 'stpes'; did you mean 'steps'"):
+        load_run_config(str(path))
+    with pytest.raises(ConfigError, match="training config not found"):
+        load_run_config(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match=r"data\[0\]: expected"):
+        run_config_from_dict({"data": [{"path": "x"}]}, "cfg")
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    raw = tiny_run(tmp_path, steps=3, gan_start_step=2, max_seconds=0.25)
+    run = run_config_from_dict(raw, "test")
+    train(run, tmp_path / "full", progress=False)
+    train(run, tmp_path / "split", max_steps=2, progress=False)
+    assert torch.load(tmp_path / "split" / STATE, weights_only=False)["step"] == 2
+    train(run, tmp_path / "split", resume=True, progress=False)
+    full, split = params(tmp_path / "full"), params(tmp_path / "split")
+    assert full.keys() == split.keys()
+    for key in full:
+        assert torch.equal(full[key], split[key]), key
+    log = [json.loads(line) for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2, 3]
+    assert "asr_ce" in log[0] and "adv" in log[-1] and "adv" not in log[0]
+    model, info = load_checkpoint(tmp_path / "split" / "export")
+    assert info["config"]["training"]["step"] == 3
+
+
+def test_refuses_to_overwrite_and_checks_config_on_resume(tmp_path):
+    run = run_config_from_dict(tiny_run(tmp_path, steps=1), "test")
+    train(run, tmp_path / "out", progress=False)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(run, tmp_path / "out", progress=False)
+    other = tiny_run(tmp_path, steps=2)
+    other["model"]["decoder_dim"] = 8
+    with pytest.raises(ConfigError, match="model config differs"):
+        train(run_config_from_dict(other, "test"), tmp_path / "out", resume=True, progress=False)
+
+
+def test_ablation_switch_removes_asr(tmp_path):
+    run = run_config_from_dict(tiny_run(tmp_path, steps=1, asr=False), "test")
+    train(run, tmp_path / "out", progress=False)
+    state = torch.load(tmp_path / "out" / STATE, weights_only=False)
+    assert state["asr"] is None
+    assert "asr_ce" not in (tmp_path / "out" / "log.jsonl").read_text()
+
+
+def test_killed_cli_run_resumes(tmp_path):
+    raw = tiny_run(tmp_path, steps=400, checkpoint_every=1, dead_code_every=0)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "qtts_bench.cli", "train", "qdac", str(config), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / STATE).exists():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / STATE).exists(), proc.stderr.read().decode()
+    killed_at = torch.load(out / STATE, weights_only=False)["step"]
+    assert 1 <= killed_at < 400
+    done = subprocess.run(cmd + ["--resume", "--max-steps", "2"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert torch.load(out / STATE, weights_only=False)["step"] == killed_at + 2
