@@ -231,12 +231,18 @@ class _PyAvCodec(_MeasuredDelayCodec):
     sample_format: str  # encoder input format: "flt", "fltp" or "s16"
     decoder_rate: int | None = None  # rate the decoder outputs, when it differs (Opus: 48000)
     bundled_libraries: tuple[str, ...] = ()  # av.libs file prefixes recorded in provenance
+    bitrate: int  # bit/s, validated by each subclass
+    sets_encoder_bit_rate: bool = True  # False where the encoder has one fixed rate (G.722)
 
     def _load_libraries(self):
         return require("av", "core", f"the {self.codec_label} codec")
 
+    @property
+    def nominal_bitrate(self) -> float:
+        return float(self.bitrate)
+
     def _bit_rate(self) -> int | None:
-        return None
+        return self.bitrate if self.sets_encoder_bit_rate else None
 
     def _encoder_options(self) -> dict[str, str]:
         return {}
@@ -394,13 +400,6 @@ class OpusCodec(_PyAvCodec):
         self.vbr, self.application, self.frame_ms = vbr, application, float(frame_ms)
         self.complexity = _check_range("complexity", complexity, 0, 10, what)
 
-    @property
-    def nominal_bitrate(self) -> float:
-        return float(self.bitrate)
-
-    def _bit_rate(self) -> int:
-        return self.bitrate
-
     def _encoder_options(self) -> dict[str, str]:
         return {"vbr": self.vbr, "application": self.application,
                 "frame_duration": f"{self.frame_ms:g}", "compression_level": str(self.complexity)}
@@ -429,13 +428,6 @@ class Mp3Codec(_PyAvCodec):
         super().__init__()
         self.bitrate = _check_choice("bitrate", bitrate, self.BITRATES, "mp3 (16 kHz, CBR)")
         self.sample_rate = 16000
-
-    @property
-    def nominal_bitrate(self) -> float:
-        return float(self.bitrate)
-
-    def _bit_rate(self) -> int:
-        return self.bitrate
 
     def _encoder_options(self) -> dict[str, str]:
         return {"abr": "0", "reservoir": "1"}
@@ -468,13 +460,6 @@ class AmrNbCodec(_PyAvCodec):
         self.bitrate = _check_choice("bitrate", bitrate, self.BITRATES, "amr_nb")
         self.sample_rate = 8000
 
-    @property
-    def nominal_bitrate(self) -> float:
-        return float(self.bitrate)
-
-    def _bit_rate(self) -> int:
-        return self.bitrate
-
     def _encoder_options(self) -> dict[str, str]:
         return {"dtx": "0"}
 
@@ -499,15 +484,13 @@ class G722Codec(_PyAvCodec):
     pads_tail = True
     bit_accounting = "G.722 packet bytes x 8 (4 bits per 16 kHz sample)"
     BITRATES = (64000,)
+    sets_encoder_bit_rate = False
 
     def __init__(self, bitrate: int = 64000):
         super().__init__()
         self.bitrate = _check_choice("bitrate", bitrate, self.BITRATES, "g722 (FFmpeg encodes mode 1 only)")
         self.sample_rate = 16000
 
-    @property
-    def nominal_bitrate(self) -> float:
-        return float(self.bitrate)
 
 
 # --- Codec2 -------------------------------------------------------------------------------------
