@@ -312,13 +312,21 @@ def _worker_compute(batch: list[Item]) -> list[dict]:
     return _WORKER_RUN._compute(batch)
 
 
+def _init_worker() -> None:
+    # A forked child that reuses the parent's OpenMP thread pool deadlocks in torch; one
+    # thread per worker avoids it (the workers are the parallelism).
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def _parallel_map(run: "_Run", batches: list[list[Item]], jobs: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     global _WORKER_RUN
     _WORKER_RUN = run
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_init_worker) as pool:
         yield from pool.map(_worker_compute, batches)
 
 

@@ -184,3 +184,42 @@ def test_score_reports_missing_values_with_reasons(tmp_path, cli):
     assert proc.returncode == 1
     assert json.loads(proc.stdout) == {"si_sdr": None}
     assert "si_sdr: not scored" in proc.stderr and "silence" in proc.stderr
+
+
+TORCH_RUN = """
+import sys, torch
+from qtts_bench.registry import SYSTEMS
+from qtts_bench.runner import run_suite
+from qtts_bench.suite import load_suite, validate_suite
+from qtts_bench.systems.base import Codec
+
+class TorchCodec(Codec):
+    sample_rate = 16000
+    def encode(self, audio):
+        return audio
+    def decode(self, encoded):
+        x = torch.from_numpy(encoded)[None, None]
+        return torch.nn.functional.conv1d(x, torch.ones(1, 1, 3) / 3, padding=1)[0, 0].numpy()
+
+sys.modules["torch_codec_mod"] = sys.modules[__name__]
+SYSTEMS.register("torch_codec", "torch_codec_mod:TorchCodec")
+torch.randn(256, 256) @ torch.randn(256, 256)  # start the parent's thread pool before forking
+outcomes = run_suite(validate_suite(load_suite(sys.argv[1])), out=sys.argv[2], jobs=2, progress=False)
+print("scored", outcomes[0].summary["metrics"]["si_sdr"]["n_scored"])
+"""
+
+
+def test_parallel_workers_do_not_deadlock_after_torch_ran_in_the_parent(write_suite, tmp_path):
+    pytest.importorskip("torch", reason="torch not installed (pip install 'qtts-bench[torch]')")
+    path = write_suite("""
+datasets: {syn: {dataset: synthetic, params: {n: 4, seconds: 0.5}}}
+systems: {t: {system: torch_codec}}
+metrics: {si_sdr: {}}
+""")
+    script = tmp_path / "torch_run.py"
+    script.write_text(TORCH_RUN)
+    proc = subprocess.run([sys.executable, str(script), str(path), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                                       "QTTS_BENCH_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert "scored 4" in proc.stdout
