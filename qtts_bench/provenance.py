@@ -30,9 +30,10 @@ def git_state(path: Path | None = None) -> dict:
         return {"commit": None, "dirty": None, "reason": f"git unavailable: {exc}"}
 
 
-def package_versions() -> dict:
+def package_versions(names=TRACKED_PACKAGES) -> dict:
+    """{distribution: version} for those of ``names`` that are installed."""
     versions = {}
-    for name in TRACKED_PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

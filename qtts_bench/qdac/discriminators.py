@@ -12,6 +12,17 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 
+
+def _conv_stack(convs, post, x):
+    """Leaky-ReLU conv stack -> (flattened logits, every layer's output for feature matching)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
 class PeriodDiscriminator(nn.Module):
     """Reshape audio to (samples/period, period) and apply strided 2-D convs along time."""
 
@@ -31,13 +42,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-x.shape[-1]) % self.period
         x = F.pad(x, (0, pad), mode="reflect" if pad < x.shape[-1] else "constant")
         x = x.view(x.shape[0], 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(self.convs, self.post, x)
 
 
 class StftDiscriminator(nn.Module):
@@ -59,13 +64,7 @@ class StftDiscriminator(nn.Module):
         window = torch.hann_window(self.n_fft, device=audio.device, dtype=audio.dtype)
         spec = torch.stft(audio, self.n_fft, self.n_fft // 4, window=window, return_complex=True)
         x = torch.log(spec.abs().clamp(min=1e-5))[:, None].transpose(2, 3)  # (batch, 1, frames, bins)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):

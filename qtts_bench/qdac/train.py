@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from .asr_head import PAD, AsrHead, pad_tokens
+from .asr_head import AsrHead, pad_tokens
 from .checkpoint import save_checkpoint
 from .config import RunConfig
 from .data import TrainingData

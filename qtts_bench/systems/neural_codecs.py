@@ -18,6 +18,7 @@ import numpy as np
 
 from ..audio import AudioError
 from ..errors import ConfigError, SystemFailure, require
+from ..provenance import package_versions
 from .base import TokenCodec
 
 
@@ -128,21 +129,11 @@ class _HfCodec(TokenCodec):
             torch.cuda.synchronize()
         return audio.reshape(-1).float().cpu().numpy()
 
-    @property
-    def nominal_bitrate(self) -> float:
-        return self.frame_rate * self.n_codebooks * math.log2(self.codebook_size)
-
     def provenance(self) -> dict:
-        import importlib.metadata as md
-
         info = {"path": self.path, "model_type": self.model_type, "n_codebooks": self.n_codebooks,
                 "total_codebooks": self.total_codebooks, "frame_rate": self.frame_rate,
                 "codebook_size": self.codebook_size, "weights_sha256": self._weights_sha256}
-        for package in ("transformers", "torch"):
-            try:
-                info[f"{package}_version"] = md.version(package)
-            except md.PackageNotFoundError:
-                pass
+        info.update({f"{name}_version": v for name, v in package_versions(("transformers", "torch")).items()})
         return info
 
 

@@ -8,12 +8,11 @@ of a checkpoint shipped in ``qtts_bench/qdac/checkpoints``. torch is imported in
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..audio import AudioError
 from ..errors import ConfigError, SystemFailure, require
+from ..provenance import package_versions
 from .base import TokenCodec
 
 DEFAULT_CHECKPOINT = "qdac16-50hz-asr"
@@ -116,13 +115,7 @@ class QdacCodec(TokenCodec):
             torch.cuda.synchronize()
         return audio.float().cpu().numpy()
 
-    @property
-    def nominal_bitrate(self) -> float:
-        return self.frame_rate * self.n_codebooks * math.log2(self.codebook_size)
-
     def provenance(self) -> dict:
-        import importlib.metadata as md
-
         info = {"checkpoint": self.checkpoint, "n_codebooks": self.n_codebooks,
                 "trained_codebooks": self.cfg.n_codebooks, "frame_rate": self.frame_rate,
                 "codebook_size": self.codebook_size, "model": self.cfg.to_dict()}
@@ -130,9 +123,5 @@ class QdacCodec(TokenCodec):
             info.update(path=self._info["path"], weights_sha256=self._info["weights_sha256"],
                         config_sha256=self._info["config_sha256"],
                         training_step=self._info["config"].get("training", {}).get("step"))
-        for package in ("torch", "safetensors"):
-            try:
-                info[f"{package}_version"] = md.version(package)
-            except md.PackageNotFoundError:
-                pass
+        info.update({f"{name}_version": v for name, v in package_versions(("torch", "safetensors")).items()})
         return info
