@@ -266,6 +266,11 @@ class _MosMetric(Metric):
             _MEMO.popitem(last=False)
         return value, clipped
 
+    def score(self, inputs: Inputs) -> Score:
+        """One MOS value per utterance (DNSMOS overrides: one inference, four values)."""
+        value, clipped = self.result(inputs)
+        return Score(float(value), extra=self._extra(clipped))
+
     @staticmethod
     def _extra(clipped: int) -> dict:
         return {"clipped_samples": clipped} if clipped else {}
@@ -344,10 +349,6 @@ class Plcmos(_MosMetric):
     def compute(self, samples):
         return plcmos(samples, seed=self.params["seed"], rounds=self.params["rounds"], threads=self.params["threads"])
 
-    def score(self, inputs: Inputs) -> Score:
-        value, clipped = self.result(inputs)
-        return Score(float(value), extra=self._extra(clipped))
-
 
 class DistillMos(_MosMetric):
     """DistillMOS (distilled XLS-R speech quality model), weights from the distillmos wheel."""
@@ -364,10 +365,6 @@ class DistillMos(_MosMetric):
 
     def compute(self, samples):
         return distill_mos(samples, device=self.device)
-
-    def score(self, inputs: Inputs) -> Score:
-        value, clipped = self.result(inputs)
-        return Score(float(value), extra=self._extra(clipped))
 
 
 class Utmos(_MosMetric):
@@ -423,8 +420,4 @@ class Utmos(_MosMetric):
         with torch.no_grad():
             out = self._model(x, MOS_RATE) if takes_rate else self._model(x)
         return float(out.reshape(-1)[0])
-
-    def score(self, inputs: Inputs) -> Score:
-        value, clipped = self.result(inputs)
-        return Score(float(value), extra=self._extra(clipped))
 
