@@ -9,6 +9,7 @@ skipped on resume. Failures become records with reasons; the run goes on.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import sys
@@ -70,7 +71,7 @@ def _as_output(samples, what: str) -> np.ndarray:
     return out
 
 
-def _run_codec(system, item: Item, reference: Audio) -> tuple[Audio, dict]:
+def _run_codec(system, reference: Audio) -> tuple[Audio, dict]:
     from .timing import measure
 
     x = reference.at(system.sample_rate).samples
@@ -134,11 +135,12 @@ def _score_all(metrics: dict[str, Metric], inputs: list[Inputs]) -> list[dict]:
                 except Exception as exc:
                     results.append(exc)
         for slot, result in zip(entries, results):
-            slot[key] = _entry(result)
+            slot[key] = metric_entry(result)
     return entries
 
 
-def _entry(result) -> dict:
+def metric_entry(result) -> dict:
+    """A Score or the exception a metric raised -> the JSON entry stored for one utterance."""
     if isinstance(result, BaseException):
         if isinstance(result, (MetricFailure, AudioError)):
             return {"value": None, "reason": str(result)}
@@ -166,13 +168,12 @@ class _Run:
         self.store = RunStore(out_root / validated.suite.name / dataset_key / point.label)
         self.system = SYSTEMS.create(point.name, **point.params)
         self.system.device = device
-
-    def metrics_meta(self) -> dict:
-        return {k: {**m.describe(), "settings": m.settings()} for k, m in self.metrics.items()}
+        # Declared metadata + settings of every metric, once per run (settings may hash models).
+        self.metrics_meta = {k: {**m.describe(), "settings": m.settings()} for k, m in self.metrics.items()}
 
     def _fingerprint(self) -> dict:
         return {"system": self.point.name, "params": self.point.params,
-                "metrics": {k: v["settings"] for k, v in self.metrics_meta().items()}}
+                "metrics": {k: v["settings"] for k, v in self.metrics_meta.items()}}
 
     def _check_resume_compatible(self) -> None:
         previous = self.store.read_run()
@@ -199,7 +200,7 @@ class _Run:
             self._write_run_json(finished=True)
         wanted = {item.id for item in self.items}
         records = [r for r in self.store.read_records() if r["id"] in wanted]
-        summary = summarize(records, self.metrics_meta(), len(self.items),
+        summary = summarize(records, self.metrics_meta, len(self.items),
                             {"label": self.point.label, "dataset": self.dataset_key,
                              "system": self.point.name, "suite": self.v.suite.name})
         self.store.write_summary(summary)
@@ -222,7 +223,7 @@ class _Run:
                        "sample_rate": self.system.sample_rate, "nominal_bitrate": self.system.nominal_bitrate
                        if hasattr(self.system, "nominal_bitrate") else None,
                        "provenance": self.system.provenance()},
-            "metrics": self.metrics_meta(),
+            "metrics": self.metrics_meta,
             "audio": {**audio_provenance(), "input": "reference resampled to the system rate; "
                       "each metric resamples to its own rate"},
             "environment": self.env,
@@ -255,7 +256,7 @@ class _Run:
                 log.debug("%s: %s", item.id, exc)
                 reference = None
         if self.system.kind == "codec":
-            estimate, info = _run_codec(self.system, item, reference)
+            estimate, info = _run_codec(self.system, reference)
         else:
             estimate, info = _run_tts(self.system, item, seed)
         info.update(device=self.device, sample_rate=self.system.sample_rate, seed=seed)
@@ -331,8 +332,6 @@ def _parallel_map(run: "_Run", batches: list[list[Item]], jobs: int):
 
 
 def json_norm(obj):
-    import json
-
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 

@@ -56,7 +56,7 @@ def _score_audio(args) -> int:
     from ..audio import read_audio
     from ..metrics.base import Inputs
     from ..registry import METRICS
-    from ..runner import _entry
+    from ..runner import metric_entry
 
     names = [m.strip() for m in (args.metrics or ",".join(DEFAULT_AUDIO_METRICS)).split(",") if m.strip()]
     metrics = {name: METRICS.create(name) for name in names}  # unknown names fail with did-you-mean
@@ -74,9 +74,9 @@ def _score_audio(args) -> int:
         else:
             metric.load(args.device)
             try:
-                entry = _entry(metric.score(inputs))
+                entry = metric_entry(metric.score(inputs))
             except Exception as exc:
-                entry = _entry(exc)
+                entry = metric_entry(exc)
         values[name] = entry["value"]
         if entry["value"] is None:
             failed = True
