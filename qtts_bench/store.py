@@ -11,6 +11,7 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import RESULTS_SCHEMA_VERSION
@@ -111,15 +112,28 @@ def summarize(records: list[dict], metrics_meta: dict, n_items: int, header: dic
                  "n_scored": len(values), "n_failed": sum(reasons.values()),
                  "failure_reasons": dict(reasons.most_common()),
                  "direction": meta.get("direction"), "unit": meta.get("unit")}
-        for p in meta.get("percentiles") or ():
-            entry[f"p{p}"] = _percentile(values, p)
+        if meta.get("percentiles"):
+            entry.update(percentiles(values, meta["percentiles"]))
         summary["metrics"][key] = entry
     return summary
 
 
-def _percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
+PERCENTILE_METHOD = "linear"  # numpy's default (Hyndman & Fan type 7)
+
+
+def percentiles(values: Iterable[float | None], qs: Iterable[float] = (50, 95)) -> dict[str, float | None]:
+    """``{"p50": ..., "p95": ...}`` of the non-missing values (linear interpolation, numpy type 7).
+
+    Missing (None / NaN) values are ignored; with no value left every percentile is None.
+
+    >>> percentiles([1, 2, 3, 4], qs=(50, 75))
+    {'p50': 2.5, 'p75': 3.25}
+    """
     import numpy as np
 
-    return float(np.percentile(np.asarray(values), p))
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    qs = list(qs)
+    if not kept:
+        return {f"p{q:g}": None for q in qs}
+    result = np.percentile(np.asarray(kept, dtype=np.float64), qs, method=PERCENTILE_METHOD)
+    return {f"p{q:g}": float(v) for q, v in zip(qs, result)}

@@ -13,30 +13,10 @@ of the per-utterance values (see :func:`percentiles`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 from ..errors import MetricFailure
+from ..store import PERCENTILE_METHOD, percentiles  # noqa: F401 (re-exported)
 from .base import Inputs, Metric, Score
-
-PERCENTILE_METHOD = "linear"  # numpy's default (Hyndman & Fan type 7)
-
-
-def percentiles(values: Iterable[float | None], qs: Iterable[float] = (50, 95)) -> dict[str, float | None]:
-    """``{"p50": ..., "p95": ...}`` of the non-missing values (linear interpolation, numpy type 7).
-
-    Missing (None / NaN) values are ignored; with no value left every percentile is None.
-
-    >>> percentiles([1, 2, 3, 4])
-    {'p50': 2.5, 'p95': 3.85}
-    """
-    import numpy as np
-
-    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    qs = list(qs)
-    if not kept:
-        return {f"p{q:g}": None for q in qs}
-    result = np.percentile(np.asarray(kept, dtype=np.float64), qs, method=PERCENTILE_METHOD)
-    return {f"p{q:g}": float(v) for q, v in zip(qs, result)}
 
 
 def _number(info: dict, key: str, what: str) -> float:
