@@ -29,6 +29,8 @@ SYSTEMS.register("codec2", "qtts_bench.systems.classical:Codec2Codec",
                  "Codec2 (pycodec2), 8 kHz, mode 3200..700 bit/s")
 SYSTEMS.register("dummy_codec", "qtts_bench.testing:DummyCodec",
                  "test codec: uniform k-bit scalar quantiser, with failure injection")
+SYSTEMS.register("dummy_token_codec", "qtts_bench.testing:DummyTokenCodec",
+                 "test token codec: codebook 0 = frame index mod size, others 0 (analytic code usage)")
 SYSTEMS.register("dummy_tts", "qtts_bench.testing:DummyTTS",
                  "test TTS: speech-like signal seeded by the text, optional sleep / streaming")
 
@@ -52,6 +54,11 @@ METRICS.register("rtf", "qtts_bench.metrics.speed:Rtf", "real-time factor; aggre
 METRICS.register("ttft", "qtts_bench.metrics.speed:Ttft", "time to first audio chunk (streaming systems), s; p50/p95")
 METRICS.register("peak_memory", "qtts_bench.metrics.speed:PeakMemory", "peak RSS (CPU) or CUDA max allocated during the call, bytes")
 METRICS.register("bitrate", "qtts_bench.metrics.bitrate:Bitrate", "measured bit/s = encoded bits / input seconds (nominal in extra)")
+METRICS.register("codebook_perplexity", "qtts_bench.metrics.codebook:CodebookPerplexity",
+                 "token codecs: mean per-codebook perplexity of an utterance's codes; corpus usage and "
+                 "dead-code fraction pooled in summary.json")
+METRICS.register("codebook_entropy", "qtts_bench.metrics.codebook:CodebookEntropy",
+                 "token codecs: mean per-codebook entropy of an utterance's codes (bit/code)")
 METRICS.register("wer", "qtts_bench.metrics.asr.metric:Wer",
                  "corpus WER of the output (Σ errors / Σ ref words); Whisper base, whisper normaliser")
 METRICS.register("wer_utt_mean", "qtts_bench.metrics.asr.metric:WerUttMean",

@@ -71,7 +71,8 @@ def _as_output(samples, what: str) -> np.ndarray:
     return out
 
 
-def _run_codec(system, reference: Audio) -> tuple[Audio, dict]:
+def _run_codec(system, reference: Audio) -> tuple[Audio, dict, object]:
+    """-> (output at the system rate, info, the encoded form)."""
     from .timing import measure
 
     x = reference.at(system.sample_rate).samples
@@ -89,7 +90,7 @@ def _run_codec(system, reference: Audio) -> tuple[Audio, dict]:
     for attr in ("n_codebooks", "frame_rate", "codebook_size"):
         if hasattr(system, attr):
             info[attr] = getattr(system, attr)
-    return Audio(out[:n_in], system.sample_rate), info
+    return Audio(out[:n_in], system.sample_rate), info, encoded
 
 
 def _codec_roundtrip(system, x):
@@ -242,7 +243,8 @@ class _Run:
             except Exception as exc:  # the real call reports it per utterance
                 log.debug("warm-up on %s failed: %s", item.id, exc)
 
-    def _call_system(self, item: Item) -> tuple[Audio, dict, Audio | None]:
+    def _call_system(self, item: Item) -> tuple[Audio, dict, Audio | None, object]:
+        """-> (estimate, info, reference or None, token codes or None)."""
         seed = item_seed(self.v.suite.seed, item.id)
         _seed_everything(seed)
         reference = None
@@ -255,12 +257,15 @@ class _Run:
                     raise
                 log.debug("%s: %s", item.id, exc)
                 reference = None
+        codes = None
         if self.system.kind == "codec":
-            estimate, info = _run_codec(self.system, reference)
+            estimate, info, encoded = _run_codec(self.system, reference)
+            if hasattr(self.system, "codebook_size"):
+                codes = encoded
         else:
             estimate, info = _run_tts(self.system, item, seed)
         info.update(device=self.device, sample_rate=self.system.sample_rate, seed=seed)
-        return estimate, info, reference
+        return estimate, info, reference, codes
 
     def _process(self, todo: list[Item]) -> None:
         chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
@@ -284,14 +289,14 @@ class _Run:
                       "reference_audio": item.audio, "prompt_audio": item.prompt_audio,
                       "output_audio": None}
             try:
-                estimate, info, reference = self._call_system(item)
+                estimate, info, reference, codes = self._call_system(item)
                 record["system"] = info
                 if self.v.suite.save_audio:
                     rel = f"audio/{item.id.replace('/', '__')}.flac"
                     write_audio(self.store.folder / rel, estimate)
                     record["output_audio"] = rel
                 prompt = read_audio(item.prompt_audio) if item.prompt_audio else None
-                inputs.append(Inputs(item.id, estimate, reference, prompt, item.text, item.language, info))
+                inputs.append(Inputs(item.id, estimate, reference, prompt, item.text, item.language, info, codes))
                 scored.append(record)
             except Exception as exc:  # keep going, say why
                 reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"

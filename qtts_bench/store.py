@@ -114,6 +114,12 @@ def summarize(records: list[dict], metrics_meta: dict, n_items: int, header: dic
                  "direction": meta.get("direction"), "unit": meta.get("unit")}
         if meta.get("percentiles"):
             entry.update(percentiles(values, meta["percentiles"]))
+        if meta.get("pooled"):
+            from .metrics.codebook import pooled_usage
+
+            stats = [r["metrics"][key]["stats"] for r in records
+                     if (r.get("metrics", {}).get(key) or {}).get("stats")]
+            entry["pooled"] = pooled_usage(stats) if stats else None
         summary["metrics"][key] = entry
     return summary
 

@@ -305,6 +305,12 @@ def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:
             f"but dataset '{dkey}' lacks it (e.g. {', '.join(missing)})")
     for mkey, metric in metrics.items():
         for need in metric.requires:
+            if need == "codes":
+                if getattr(system, "kind", "") != "codec" or not hasattr(system, "codebook_size"):
+                    raise ConfigError(
+                        f"{path}: metrics.{mkey}: needs a token codec's codes, but systems.{point.key} "
+                        f"is not a token codec (remove the metric or the system from this suite)")
+                continue
             if need not in have:
                 missing = [i.id for i in dataset.items if need not in i.provides()][:3]
                 raise ConfigError(

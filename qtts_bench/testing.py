@@ -15,7 +15,7 @@ from .audio import Audio, write_audio
 from .cache import cache_root
 from .data.manifest import Dataset, Item
 from .errors import ConfigError
-from .systems.base import TTS, Codec
+from .systems.base import TTS, Codec, TokenCodec
 
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
@@ -107,6 +107,33 @@ class DummyCodec(Codec):
 
     def provenance(self) -> dict:
         return {"bits": self.bits}
+
+
+class DummyTokenCodec(TokenCodec):
+    """Token codec with analytic code usage, for codebook-metric tests (not a real codec).
+
+    ``frame_rate`` 50 Hz (320 samples a frame at 16 kHz). Codebook 0 holds the frame index
+    modulo ``codebook_size``; every later codebook holds 0. Decoding ignores the codes and
+    returns a 200 Hz tone at amplitude 0.1, ``frames * 320`` samples long.
+    """
+
+    frame_rate = 50.0
+    hop = 320
+
+    def __init__(self, n_codebooks: int = 2, codebook_size: int = 16):
+        if n_codebooks < 1 or codebook_size < 2:
+            raise ConfigError(f"need n_codebooks >= 1 and codebook_size >= 2 (got {n_codebooks}, {codebook_size})")
+        self.n_codebooks, self.codebook_size = n_codebooks, codebook_size
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        frames = -(-len(audio) // self.hop)
+        codes = np.zeros((self.n_codebooks, frames), dtype=np.int64)
+        codes[0] = np.arange(frames) % self.codebook_size
+        return codes
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        t = np.arange(np.shape(codes)[1] * self.hop) / self.sample_rate
+        return (0.1 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
 
 
 class DummyTTS(TTS):

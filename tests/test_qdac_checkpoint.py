@@ -120,7 +120,7 @@ def test_codec_system_bad_input(tiny_checkpoint):
 
 def test_system_module_does_not_import_torch():
     code = ("import sys, qtts_bench.systems.qdac, qtts_bench.qdac.checkpoint, qtts_bench.qdac.config, "
-            "qtts_bench.qdac.usage; print('torch' in sys.modules)")
+            "qtts_bench.metrics.codebook; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

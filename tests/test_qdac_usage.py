@@ -8,7 +8,7 @@ import pytest
 
 from qtts_bench.errors import ConfigError
 from qtts_bench.qdac.config import QdacConfig, load_run_config
-from qtts_bench.qdac.usage import aggregate_usage, codebook_usage
+from qtts_bench.metrics.codebook import aggregate_usage, codebook_usage
 
 REPO = Path(__file__).resolve().parents[1]
 

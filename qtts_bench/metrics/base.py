@@ -13,8 +13,9 @@ from typing import ClassVar
 
 from ..audio import Audio
 
-# What an item may provide; a metric lists what it needs.
-REQUIREMENTS = ("reference", "text", "prompt", "output")
+# What an item may provide; a metric lists what it needs. "codes" is provided by the system
+# (a token codec), not by the item.
+REQUIREMENTS = ("reference", "text", "prompt", "output", "codes")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class Inputs:
     """Everything a metric may look at for one utterance.
 
     ``estimate``: the system's output; ``reference``: ground-truth audio (codec input, or TTS
-    ground truth); ``prompt``: speaker prompt audio. All optional except ``estimate``.
+    ground truth); ``prompt``: speaker prompt audio; ``codes``: a token codec's integer codes
+    (n_codebooks, frames). All optional except ``estimate``.
     """
 
     item_id: str
@@ -45,6 +47,7 @@ class Inputs:
     text: str | None = None
     language: str | None = None
     system_info: dict = field(default_factory=dict)  # e.g. bitrate, timing from the runner
+    codes: object = None  # numpy int array (n_codebooks, frames) from a token codec, else None
 
 
 class Metric:
@@ -60,6 +63,7 @@ class Metric:
     sample_rate: ClassVar[int | None] = None  # rate audio is resampled to before scoring
     version: ClassVar[str] = "1"
     percentiles: ClassVar[tuple[float, ...]] = ()  # extra percentiles in summary.json (e.g. speed)
+    pooled: ClassVar[bool] = False  # summary.json adds corpus codebook usage from the stats' histograms
 
     def __init__(self, **params):
         self.params = params
@@ -85,4 +89,5 @@ class Metric:
             "sample_rate": cls.sample_rate,
             "version": cls.version,
             "percentiles": list(cls.percentiles),
+            "pooled": cls.pooled,
         }

@@ -16,7 +16,7 @@ from ..audio import align_lengths, read_audio
 from ..errors import MetricFailure
 from ..metrics.signal import pesq_score, si_sdr, stoi_score
 from ..report.stats import Sample, bootstrap, paired_delta
-from .usage import aggregate_usage, codebook_usage
+from ..metrics.codebook import aggregate_usage, codebook_usage
 
 METRICS = ("pesq_wb", "stoi", "si_sdr")
 
