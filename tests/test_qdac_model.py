@@ -15,6 +15,7 @@ from qtts_bench.qdac.model import Qdac, istft_frames, stft_frames  # noqa: E402
 VARIANTS = [
     dict(frame_rate=50),
     dict(frame_rate=25),
+    dict(frame_rate=50, decoder_output="complex"),
     dict(frame_rate=50, encoder="waveform", decoder="waveform", encoder_strides=(2, 4, 5, 8)),
     dict(frame_rate=25, encoder="waveform", decoder="waveform", encoder_strides=(2, 4, 8, 10)),
 ]
@@ -25,7 +26,7 @@ def tiny(**changes) -> Qdac:
     return Qdac(QdacConfig(**{**TINY_MODEL, **changes})).eval()
 
 
-@pytest.mark.parametrize("changes", VARIANTS, ids=lambda c: f"{c['frame_rate']}Hz-{c.get('encoder', 'stft')}")
+@pytest.mark.parametrize("changes", VARIANTS, ids=lambda c: f"{c['frame_rate']}Hz-{c.get('encoder', 'stft')}-{c.get('decoder_output', 'polar')}")
 def test_round_trip_shapes_and_code_range(changes):
     model = tiny(**changes)
     n = 5000  # not a multiple of the hop

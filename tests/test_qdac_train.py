@@ -107,3 +107,19 @@ def test_killed_cli_run_resumes(tmp_path):
     done = subprocess.run(cmd + ["--resume", "--max-steps", "2"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert torch.load(out / STATE, weights_only=False)["step"] == killed_at + 2
+
+
+def test_packed_crops_have_no_zero_padding_and_are_deterministic():
+    import numpy as np
+
+    from qtts_bench.qdac.data import TrainingData, Utterance
+
+    # utterances of 0.2 .. 0.9 s of constant non-zero value i + 1 (so padding would show as 0)
+    utts = [Utterance(f"u{i}", np.full(int(1600 * (i + 2)), i + 1, dtype=np.int16), None) for i in range(8)]
+    data = TrainingData(utts, {})
+    batch = data.reconstruction_batch(seed=3, step=7, batch_size=6, max_seconds=1.0, hop=320)
+    assert batch.shape == (6, 16000) and (batch != 0).all()
+    assert np.array_equal(batch, data.reconstruction_batch(3, 7, 6, 1.0, 320))
+    assert not np.array_equal(batch, data.reconstruction_batch(3, 8, 6, 1.0, 320))
+    padded = data.reconstruction_batch(3, 7, 6, 1.0, 320, pack=False)
+    assert (padded == 0).any() and padded.shape[1] % 320 == 0

@@ -41,6 +41,9 @@ class QdacConfig:
     decoder_dim: int = 256
     decoder_layers: int = 4
     decoder_channels: int = 256  # waveform decoder only: channels after the first conv (halves)
+    # istft decoder's output: "polar" (log-magnitude + phase angle, Vocos) or "complex" (real and
+    # imaginary parts of the power-compressed spectrum, |X|^0.3, decompressed before the iSTFT)
+    decoder_output: str = "polar"
     n_fft: int = 640
     stft_hop: int = 160
     causal: bool = False  # convs see only the past; the iSTFT overlap adds n_fft - stft_hop lookahead
@@ -76,6 +79,8 @@ class QdacConfig:
             problems.append(f"codebook_size must be >= 2 (got {self.codebook_size})")
         if self.encoder not in ("stft", "waveform"):
             problems.append(f"encoder must be 'stft' or 'waveform' (got {self.encoder!r})")
+        if self.decoder_output not in ("polar", "complex"):
+            problems.append(f"decoder_output must be 'polar' or 'complex' (got {self.decoder_output!r})")
         if self.decoder not in ("istft", "waveform"):
             problems.append(f"decoder must be 'istft' or 'waveform' (got {self.decoder!r})")
         if self.frame_rate in FRAME_RATES:
@@ -113,6 +118,7 @@ class TrainConfig:
     batch_size: int = 8
     max_seconds: float = 2.0  # longer utterances are randomly cropped (and lose their ASR target)
     min_seconds: float = 0.3
+    pack_crops: bool = True  # fill each crop with further utterances instead of zero padding
     lr: float = 1e-3
     lr_min_ratio: float = 0.1  # cosine decay to lr * lr_min_ratio over ``steps``
     warmup_steps: int = 200
@@ -120,8 +126,10 @@ class TrainConfig:
     grad_clip: float = 10.0
     quantizer_dropout: float = 0.5  # fraction of items decoded from a random prefix of codebooks
     mel_weight: float = 1.0
-    stft_weight: float = 1.0  # complex-STFT (phase-aware) L1 at the decoder's own resolution
+    stft_weight: float = 1.0  # multi-resolution STFT (spectral convergence + log-magnitude)
+    complex_weight: float = 1.0  # complex-STFT (phase-aware) L1 at the decoder's own resolution
     sisdr_weight: float = 0.02  # per dB of negative SI-SDR
+    sisdr_start_step: int = 0  # the SI-SDR term from this step on (from step 0 it stalls early training)
     commitment_weight: float = 0.25
     codebook_weight: float = 1.0
     asr: bool = True  # AR-ASR supervision of codebook 1 (the ablation switch)

@@ -7,7 +7,9 @@ Two encoder and two decoder families (``QdacConfig.encoder`` / ``.decoder``):
 * ``waveform`` encoder: DAC-style strided convolutions with Snake activations and dilated
   residual units (strides ``encoder_strides``).
 * ``istft`` decoder: transposed conv to the STFT grid -> ConvNeXt blocks -> log-magnitude and
-  phase -> inverse STFT (Vocos-style head). Avoids learning waveform phase with upsampling convs.
+  phase (``decoder_output: polar``, Vocos-style head) or the real and imaginary parts of the
+  compressed spectrum (``complex``) -> inverse STFT. Avoids learning waveform phase with
+  upsampling convs; the complex head makes the phase-aware complex-STFT loss a direct target.
 * ``waveform`` decoder: DAC-style transposed convolutions with Snake activations.
 
 Shapes: audio (batch, samples) float in [-1, 1] at 16 kHz; latents (batch, dim, frames);
@@ -25,6 +27,8 @@ import torch.nn.functional as F
 
 from .config import QdacConfig
 from .quantizer import ResidualVectorQuantizer
+
+COMPRESSION = 0.3  # power-law magnitude compression of the STFT the encoder reads (and the complex head writes)
 
 
 class Snake(nn.Module):
@@ -128,7 +132,7 @@ class StftEncoder(nn.Module):
     def forward(self, audio):
         spec = stft_frames(audio, self.cfg.n_fft, self.cfg.stft_hop, self.cfg.causal)
         mag = spec.abs().clamp(min=1e-7)
-        compressed = spec * mag.pow(0.3 - 1.0)  # |X|^0.3 with the phase kept
+        compressed = spec * mag.pow(COMPRESSION - 1.0)  # |X|^0.3 with the phase kept
         x = self.blocks(self.proj(torch.cat([compressed.real, compressed.imag], dim=1)))
         return self.down(self.norm(x.transpose(1, 2)).transpose(1, 2))
 
@@ -164,9 +168,14 @@ class IstftDecoder(nn.Module):
     def forward(self, latent):
         x = self.blocks(self.up(self.proj(latent)))
         x = self.head(self.norm(x.transpose(1, 2))).transpose(1, 2)
-        log_mag, phase = x.chunk(2, dim=1)
-        mag = torch.exp(log_mag.clamp(max=6.0))
-        spec = torch.polar(mag, phase)
+        if self.cfg.decoder_output == "complex":
+            real, imag = x.chunk(2, dim=1)
+            compressed = torch.complex(real, imag)
+            # |X|^0.3 -> |X|: multiply by |X_c|^(1/0.3 - 1); the clamp bounds |X| below ~2e4
+            spec = compressed * compressed.abs().clamp(max=20.0).pow(1.0 / COMPRESSION - 1.0)
+        else:
+            log_mag, phase = x.chunk(2, dim=1)
+            spec = torch.polar(torch.exp(log_mag.clamp(max=6.0)), phase)
         return istft_frames(spec, self.cfg.n_fft, self.cfg.stft_hop, self.cfg.causal)
 
 

@@ -139,17 +139,19 @@ class Trainer:
             group["lr"] = tc.lr * lr_factor(step, tc.steps, tc.warmup_steps, tc.lr_min_ratio)
         self.model.train()
         audio = torch.from_numpy(self.data.reconstruction_batch(tc.seed, step, tc.batch_size, tc.max_seconds,
-                                                                self.cfg.hop)).to(self.device)
+                                                                self.cfg.hop, tc.pack_crops)).to(self.device)
         out = self.model(audio, self._n_active(audio.shape[0], generator))
         estimate = out["audio"]
         logs = {}
         mel = self.mel(estimate, audio)
-        stft = self.stft(estimate, audio) + complex_stft_loss(estimate, audio, self.cfg.n_fft, self.cfg.stft_hop)
+        stft = self.stft(estimate, audio)
+        complex_ = complex_stft_loss(estimate, audio, self.cfg.n_fft, self.cfg.stft_hop)
         sdr = si_sdr(estimate, audio).clamp(max=40.0).mean()
         commit, book = out["commitment"].mean(), out["codebook"].mean()
-        total = (tc.mel_weight * mel + tc.stft_weight * stft - tc.sisdr_weight * sdr
+        sisdr_weight = tc.sisdr_weight if step >= tc.sisdr_start_step else 0.0
+        total = (tc.mel_weight * mel + tc.stft_weight * stft + tc.complex_weight * complex_ - sisdr_weight * sdr
                  + tc.commitment_weight * commit + tc.codebook_weight * book)
-        logs.update(mel=mel.item(), stft=stft.item(), si_sdr=sdr.item(), commitment=commit.item(),
+        logs.update(mel=mel.item(), stft=stft.item(), complex=complex_.item(), si_sdr=sdr.item(), commitment=commit.item(),
                     codebook=book.item())
 
         if self.asr is not None:
