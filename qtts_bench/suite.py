@@ -287,12 +287,23 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
     for spec in suite.metrics:
         metrics[spec.key] = _build(METRICS, spec.name, spec.params, f"{path}: metrics.{spec.key}")
     points = suite.system_points()
+    token_codecs = 0
     for point in points:
         where = f"{path}: systems.{point.key}"
         system = _build(SYSTEMS, point.name, point.params, where)
+        token_codecs += _is_token_codec(system)
         for dkey, dataset in datasets.items():
             _check_requirements(path, point, system, dkey, dataset, metrics)
+    for mkey, metric in metrics.items():
+        # Other systems of a mixed suite record the metric as missing with the reason.
+        if "codes" in metric.requires and not token_codecs:
+            raise ConfigError(f"{path}: metrics.{mkey}: needs a token codec's codes, but no system of "
+                              f"this suite is a token codec")
     return ValidatedSuite(suite, datasets, points, metrics)
+
+
+def _is_token_codec(system) -> bool:
+    return getattr(system, "kind", "") == "codec" and hasattr(system, "codebook_size")
 
 
 def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:
@@ -305,11 +316,7 @@ def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:
             f"but dataset '{dkey}' lacks it (e.g. {', '.join(missing)})")
     for mkey, metric in metrics.items():
         for need in metric.requires:
-            if need == "codes":
-                if getattr(system, "kind", "") != "codec" or not hasattr(system, "codebook_size"):
-                    raise ConfigError(
-                        f"{path}: metrics.{mkey}: needs a token codec's codes, but systems.{point.key} "
-                        f"is not a token codec (remove the metric or the system from this suite)")
+            if need == "codes":  # provided by the system, checked over the whole suite
                 continue
             if need not in have:
                 missing = [i.id for i in dataset.items if need not in i.provides()][:3]
