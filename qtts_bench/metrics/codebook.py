@@ -106,7 +106,8 @@ def pooled_usage(stats_list: list[dict], frame_rate: float | None = None) -> dic
     return usage
 
 
-def _codes_of(inputs: Inputs) -> tuple[np.ndarray, int]:
+def _utterance_usage(inputs: Inputs) -> tuple[np.ndarray, int, dict]:
+    """-> (codes (n_codebooks, frames), codebook_size, :func:`codebook_usage`); MetricFailure if unusable."""
     if inputs.codes is None:
         raise MetricFailure("the system is not a token codec: no codes to measure")
     size = inputs.system_info.get("codebook_size")
@@ -115,7 +116,11 @@ def _codes_of(inputs: Inputs) -> tuple[np.ndarray, int]:
     codes = np.asarray(inputs.codes)
     if codes.ndim != 2 or codes.shape[1] == 0:
         raise MetricFailure(f"codes have shape {codes.shape}; expected (codebooks, frames > 0)")
-    return codes, int(size)
+    try:
+        usage = codebook_usage(codes, int(size), inputs.system_info.get("frame_rate") or 0.0)
+    except ValueError as exc:
+        raise MetricFailure(f"invalid codes: {exc}") from None
+    return codes, int(size), usage
 
 
 class CodebookPerplexity(Metric):
@@ -128,11 +133,7 @@ class CodebookPerplexity(Metric):
     pooled = True  # summary.json adds the usage of the summed histograms
 
     def score(self, inputs: Inputs) -> Score:
-        codes, size = _codes_of(inputs)
-        try:
-            usage = codebook_usage(codes, size, inputs.system_info.get("frame_rate") or 0.0)
-        except ValueError as exc:
-            raise MetricFailure(f"invalid codes: {exc}") from None
+        codes, size, usage = _utterance_usage(inputs)
         stats = {"codebook_size": size, "frame_rate": inputs.system_info.get("frame_rate"),
                  "histograms": sparse_histograms(codes, size)}
         return Score(usage["mean_perplexity"], stats=stats,
@@ -149,10 +150,6 @@ class CodebookEntropy(Metric):
     requires = ("codes",)
 
     def score(self, inputs: Inputs) -> Score:
-        codes, size = _codes_of(inputs)
-        try:
-            usage = codebook_usage(codes, size, inputs.system_info.get("frame_rate") or 0.0)
-        except ValueError as exc:
-            raise MetricFailure(f"invalid codes: {exc}") from None
+        _, _, usage = _utterance_usage(inputs)
         return Score(float(np.mean(usage["entropy_bits"])),
                      extra={"entropy_bits": [round(e, 4) for e in usage["entropy_bits"]]})
