@@ -123,3 +123,17 @@ def test_packed_crops_have_no_zero_padding_and_are_deterministic():
     assert not np.array_equal(batch, data.reconstruction_batch(3, 8, 6, 1.0, 320))
     padded = data.reconstruction_batch(3, 7, 6, 1.0, 320, pack=False)
     assert (padded == 0).any() and padded.shape[1] % 320 == 0
+
+
+def test_loss_is_the_weighted_sum_and_si_sdr_starts_at_its_step(tmp_path):
+    weights = dict(mel_weight=1.5, stft_weight=0.5, complex_weight=2.0, sisdr_weight=0.1, commitment_weight=0.25,
+                   codebook_weight=1.0)
+    run = run_config_from_dict(tiny_run(tmp_path, steps=4, asr=False, sisdr_start_step=2, **weights), "test")
+    train(run, tmp_path / "out", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    for row in log:  # row["step"] is the step count after the update; the loss was of step - 1
+        expected = (1.5 * row["mel"] + 0.5 * row["stft"] + 2.0 * row["complex"] + 0.25 * row["commitment"]
+                    + row["codebook"])
+        if row["step"] - 1 >= 2:
+            expected -= 0.1 * row["si_sdr"]
+        assert row["loss"] == pytest.approx(expected, rel=1e-5, abs=1e-5), row["step"]
