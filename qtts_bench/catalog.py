@@ -75,7 +75,8 @@ METRICS.register("cer_reference_utt_mean", "qtts_bench.metrics.asr.metric:CerRef
                  "mean per-utterance CER of the reference audio")
 SYSTEMS.register("qdac", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC RVQ codec, 16 kHz (params: checkpoint = shipped name or folder, n_codebooks)")
-SYSTEMS.register("qdac-1", "qtts_bench.systems.qdac:QdacCodec", "QDAC, codebook 1 only (50 Hz, 0.55 kbit/s)",
+SYSTEMS.register("qdac-1", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC, codebook 1 only (50 Hz, 0.55 kbit/s; the 1-codebook prefix of qdac16-50hz-asr)",
                  checkpoint="qdac16-50hz-asr", n_codebooks=1)
 SYSTEMS.register("qdac-4", "qtts_bench.systems.qdac:QdacCodec", "QDAC, 4 codebooks (50 Hz, 2.2 kbit/s)",
                  checkpoint="qdac16-50hz-asr", n_codebooks=4)
@@ -83,6 +84,12 @@ SYSTEMS.register("qdac-8", "qtts_bench.systems.qdac:QdacCodec", "QDAC, 8 codeboo
                  checkpoint="qdac16-50hz-asr", n_codebooks=8)
 SYSTEMS.register("qdac-16", "qtts_bench.systems.qdac:QdacCodec", "QDAC, 16 codebooks (50 Hz, 8.8 kbit/s)",
                  checkpoint="qdac16-50hz-asr", n_codebooks=16)
+SYSTEMS.register("qdac25-4", "qtts_bench.systems.qdac:QdacCodec", "QDAC at 25 Hz, 4 codebooks (1.1 kbit/s)",
+                 checkpoint="qdac16-25hz-asr", n_codebooks=4)
+SYSTEMS.register("qdac25-8", "qtts_bench.systems.qdac:QdacCodec", "QDAC at 25 Hz, 8 codebooks (2.2 kbit/s)",
+                 checkpoint="qdac16-25hz-asr", n_codebooks=8)
+SYSTEMS.register("qdac25-16", "qtts_bench.systems.qdac:QdacCodec", "QDAC at 25 Hz, 16 codebooks (4.4 kbit/s)",
+                 checkpoint="qdac16-25hz-asr", n_codebooks=16)
 SYSTEMS.register("encodec", "qtts_bench.systems.neural_codecs:EncodecCodec",
                  "EnCodec from a local HF checkpoint folder (path, n_codebooks)")
 SYSTEMS.register("dac", "qtts_bench.systems.neural_codecs:DacCodec",
