@@ -97,7 +97,7 @@ def main(argv=None) -> int:
             enc = timed(lambda: model.encode(x, k), args.repeats, sync) / seconds
             dec = timed(lambda: model.decode(codes), args.repeats, sync) / seconds
             kbps = rate * k * np.log2(model.cfg.codebook_size) / 1000
-            print(f"qdac-{k}@{rate}Hz{'':11s} {kbps:7.2f} {enc:11.5f} {dec:11.5f} {enc + dec:12.5f} "
+            print(f"{f'qdac-{k}@{rate}Hz':22s} {kbps:7.2f} {enc:11.5f} {dec:11.5f} {enc + dec:12.5f} "
                   f"{(enc + dec) / ref_rtf:8.2f}  {source}")
     return 0
 
