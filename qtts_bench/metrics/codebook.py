@@ -79,16 +79,16 @@ def aggregate_usage(all_codes, codebook_size: int, frame_rate: float) -> dict:
     return usage_from_histograms(total, frame_rate)
 
 
-def sparse_histograms(codes: np.ndarray, codebook_size: int) -> list[list[list[int]]]:
-    """(n_codebooks, frames) -> per codebook [[codes used...], [counts...]] (JSON-friendly)."""
+def sparse_histograms(histograms: np.ndarray) -> list[list[list[int]]]:
+    """(n_codebooks, codebook_size) counts -> per codebook [[codes used...], [counts...]] (JSON-friendly)."""
     out = []
-    for row in code_histograms(codes, codebook_size):
+    for row in np.asarray(histograms):
         used = np.flatnonzero(row)
         out.append([used.tolist(), row[used].tolist()])
     return out
 
 
-def pooled_usage(stats_list: list[dict], frame_rate: float | None = None) -> dict | None:
+def pooled_usage(stats_list: list[dict]) -> dict | None:
     """Corpus usage from the ``stats`` of many ``codebook_perplexity`` scores (summed histograms).
 
     Utterances with different codebook counts or sizes cannot be pooled: returns None then.
@@ -101,13 +101,13 @@ def pooled_usage(stats_list: list[dict], frame_rate: float | None = None) -> dic
     for stats in stats_list:
         for row, (used, counts) in zip(total, stats["histograms"]):
             np.add.at(row, np.asarray(used, dtype=np.int64), np.asarray(counts, dtype=np.int64))
-    usage = usage_from_histograms(total, frame_rate or stats_list[0].get("frame_rate") or 0.0)
+    usage = usage_from_histograms(total, stats_list[0].get("frame_rate") or 0.0)
     usage["n_utterances"] = len(stats_list)
     return usage
 
 
 def _utterance_usage(inputs: Inputs) -> tuple[np.ndarray, int, dict]:
-    """-> (codes (n_codebooks, frames), codebook_size, :func:`codebook_usage`); MetricFailure if unusable."""
+    """-> (histograms (n_codebooks, codebook_size), codebook_size, usage statistics); MetricFailure if unusable."""
     if inputs.codes is None:
         raise MetricFailure("the system is not a token codec: no codes to measure")
     size = inputs.system_info.get("codebook_size")
@@ -117,10 +117,10 @@ def _utterance_usage(inputs: Inputs) -> tuple[np.ndarray, int, dict]:
     if codes.ndim != 2 or codes.shape[1] == 0:
         raise MetricFailure(f"codes have shape {codes.shape}; expected (codebooks, frames > 0)")
     try:
-        usage = codebook_usage(codes, int(size), inputs.system_info.get("frame_rate") or 0.0)
+        histograms = code_histograms(codes, int(size))
     except ValueError as exc:
         raise MetricFailure(f"invalid codes: {exc}") from None
-    return codes, int(size), usage
+    return histograms, int(size), usage_from_histograms(histograms, inputs.system_info.get("frame_rate") or 0.0)
 
 
 class CodebookPerplexity(Metric):
@@ -133,9 +133,9 @@ class CodebookPerplexity(Metric):
     pooled = True  # summary.json adds the usage of the summed histograms
 
     def score(self, inputs: Inputs) -> Score:
-        codes, size, usage = _utterance_usage(inputs)
+        histograms, size, usage = _utterance_usage(inputs)
         stats = {"codebook_size": size, "frame_rate": inputs.system_info.get("frame_rate"),
-                 "histograms": sparse_histograms(codes, size)}
+                 "histograms": sparse_histograms(histograms)}
         return Score(usage["mean_perplexity"], stats=stats,
                      extra={"perplexity": [round(p, 3) for p in usage["perplexity"]],
                             "entropy_bitrate": usage["entropy_bitrate"], "frames": usage["frames"]})
