@@ -8,8 +8,10 @@
 #
 # Chains (each a sequence of configs/qdac/<name>.yaml, trained one after the other; one chain per core):
 #   qdac16_50hz_asr                          (ASR-supervised C1, 8,000 steps)
-#   qdac16_50hz_noasr -> qdac16_25hz_asr     (ablation without the ASR loss: faster steps, so the
-#                                             25 Hz model follows it on the same core)
+#   qdac16_50hz_noasr -> qdac16_25hz_asr -> qdac16_25hz_asr_cont
+#                                            (ablation without the ASR loss: faster steps, so the
+#                                             25 Hz model follows it on the same core, then 4000
+#                                             more 25 Hz steps warm-started from it)
 # Each run: 1 thread, output in $QDAC_RUNS/<name>/ (state.pt, log.jsonl, export/), console log in
 # $QDAC_RUNS/<name>.log. Ship an export with: python scripts/qdac_ship.py $QDAC_RUNS/<name>/export NAME
 set -euo pipefail
@@ -43,7 +45,7 @@ run_chain() {  # run_chain NAME...: train each config in order (resuming), in th
 }
 
 CHAINS=("$@")
-[ ${#CHAINS[@]} -gt 0 ] || CHAINS=("qdac16_50hz_asr" "qdac16_50hz_noasr qdac16_25hz_asr")
+[ ${#CHAINS[@]} -gt 0 ] || CHAINS=("qdac16_50hz_asr" "qdac16_50hz_noasr qdac16_25hz_asr qdac16_25hz_asr_cont")
 for chain in "${CHAINS[@]}"; do
   key="chain_$(echo "$chain" | tr ' ' '+')"
   pidfile="$RUNS/$key.pid"
