@@ -29,6 +29,7 @@ from .provenance import environment, resolve_device
 from .registry import SYSTEMS
 from .store import RunStore, summarize
 from .suite import SystemPoint, ValidatedSuite
+from .systems.base import is_token_codec
 
 log = logging.getLogger("qtts_bench")
 
@@ -260,7 +261,7 @@ class _Run:
         codes = None
         if self.system.kind == "codec":
             estimate, info, encoded = _run_codec(self.system, reference)
-            if hasattr(self.system, "codebook_size"):
+            if is_token_codec(self.system):
                 codes = encoded
         else:
             estimate, info = _run_tts(self.system, item, seed)

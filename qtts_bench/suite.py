@@ -22,6 +22,7 @@ import yaml
 
 from .errors import ConfigError, QttsBenchError
 from .registry import DATASETS, METRICS, SYSTEMS, Registry
+from .systems.base import is_token_codec
 
 log = logging.getLogger("qtts_bench")
 
@@ -294,7 +295,7 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
     for point in points:
         where = f"{path}: systems.{point.key}"
         system = _build(SYSTEMS, point.name, point.params, where)
-        token_codecs += _is_token_codec(system)
+        token_codecs += is_token_codec(system)
         for dkey, dataset in datasets.items():
             _check_requirements(path, point, system, dkey, dataset, metrics)
     for mkey, metric in metrics.items():
@@ -304,10 +305,6 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
             log.warning("%s: metrics.%s: needs a token codec's codes, but no selected system is a token "
                         "codec: every value will be missing", path, mkey)
     return ValidatedSuite(suite, datasets, points, metrics)
-
-
-def _is_token_codec(system) -> bool:
-    return getattr(system, "kind", "") == "codec" and hasattr(system, "codebook_size")
 
 
 def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:

@@ -82,6 +82,11 @@ class TokenCodec(Codec):
         return int(codes.size * math.ceil(math.log2(self.codebook_size)))
 
 
+def is_token_codec(system) -> bool:
+    """True for codecs whose encoded form is integer codes (n_codebooks, frames) that metrics may read."""
+    return getattr(system, "kind", "") == "codec" and hasattr(system, "codebook_size")
+
+
 class TTS(System):
     """Text-to-speech. Optional speaker prompt (audio at ``sample_rate`` and its transcript)."""
 
