@@ -27,15 +27,11 @@ from .errors import ConfigError, MetricFailure, QttsBenchError, SystemFailure
 from .metrics.base import Inputs, Metric
 from .provenance import environment, resolve_device
 from .registry import SYSTEMS
-from .store import RunStore, summarize
+from .store import RunStore, record_key, summarize
 from .suite import SystemPoint, ValidatedSuite
-from .systems.base import is_token_codec
+from .systems.base import Generation, Request
 
 log = logging.getLogger("qtts_bench")
-
-# A codec's output may differ from its input length by frame padding; beyond this it is wrong.
-CODEC_LENGTH_TOLERANCE = (0.02, 0.040)  # (fraction of input, seconds): whichever is larger
-
 
 @dataclass
 class RunOutcome:
@@ -72,51 +68,13 @@ def _as_output(samples, what: str) -> np.ndarray:
     return out
 
 
-def _run_codec(system, reference: Audio) -> tuple[Audio, dict, object]:
-    """-> (output at the system rate, info, the encoded form)."""
-    from .timing import measure
-
-    x = reference.at(system.sample_rate).samples
-    (encoded, decoded), seconds, peak = measure(lambda: _codec_roundtrip(system, x), system.device)
-    out = _as_output(decoded, "codec output")
-    n_in = len(x)
-    tolerance = max(CODEC_LENGTH_TOLERANCE[0] * n_in, CODEC_LENGTH_TOLERANCE[1] * system.sample_rate)
-    if abs(len(out) - n_in) > tolerance:
-        raise SystemFailure(
-            f"codec returned {len(out)} samples ({len(out) / system.sample_rate:.3f} s) for an input of "
-            f"{n_in} ({n_in / system.sample_rate:.3f} s)")
-    info = {"seconds": seconds, "peak_memory_bytes": peak, "input_seconds": n_in / system.sample_rate,
-            "audio_seconds": len(out) / system.sample_rate, "encoded_bits": system.encoded_bits(encoded),
-            "nominal_bitrate": system.nominal_bitrate, "ttft_seconds": None}
-    for attr in ("n_codebooks", "frame_rate", "codebook_size"):
-        if hasattr(system, attr):
-            info[attr] = getattr(system, attr)
-    return Audio(out[:n_in], system.sample_rate), info, encoded
-
-
-def _codec_roundtrip(system, x):
-    encoded = system.encode(x)
-    return encoded, system.decode(encoded)
-
-
-def _run_tts(system, item: Item, seed: int) -> tuple[Audio, dict]:
-    from .timing import measure, stream_timing
-
-    prompt = None
-    if item.prompt_audio:
-        prompt = read_audio(item.prompt_audio).at(system.sample_rate).samples
-    kwargs = dict(prompt_audio=prompt, prompt_text=item.prompt_text, language=item.language, seed=seed)
-    ttft = None
-    if getattr(system, "streaming", False):
-        (chunks, ttft, seconds), _, peak = measure(
-            lambda: stream_timing(lambda: system.stream(item.text, **kwargs), system.device), system.device)
-        samples = np.concatenate([np.asarray(c, dtype=np.float32).reshape(-1) for c in chunks]) if chunks else np.zeros(0, np.float32)
-    else:
-        samples, seconds, peak = measure(lambda: system.synthesize(item.text, **kwargs), system.device)
-    out = _as_output(samples, "synthesized audio")
-    info = {"seconds": seconds, "peak_memory_bytes": peak, "audio_seconds": len(out) / system.sample_rate,
-            "input_seconds": None, "ttft_seconds": ttft, "encoded_bits": None, "nominal_bitrate": None}
-    return Audio(out, system.sample_rate), info
+def _system_info(generation: Generation, audio: np.ndarray, sample_rate: int, request: Request) -> dict:
+    """The runner's record of one system call (read by the speed, bitrate and codebook metrics)."""
+    return {"seconds": generation.seconds, "peak_memory_bytes": generation.peak_memory,
+            "ttft_seconds": generation.ttft, "audio_seconds": len(audio) / sample_rate,
+            "input_seconds": len(request.reference) / sample_rate if request.reference is not None else None,
+            "encoded_bits": generation.encoded_bits, "nominal_bitrate": generation.nominal_bitrate,
+            **generation.code_info, **generation.extra}
 
 
 # ------------------------------------------------------------------------------- scoring
@@ -192,19 +150,21 @@ class _Run:
 
     def execute(self) -> RunOutcome:
         self._check_resume_compatible()
-        done = self.store.completed_ids()
-        todo = [item for item in self.items if item.id not in done]
+        done = self.store.completed_keys()
+        draws = range(self.v.suite.samples)
+        todo = [(item, d) for item in self.items for d in draws if (item.id, d) not in done]
         if todo:
             self.system.load(self.device)
             self._write_run_json(finished=False)
-            self._warmup(todo[0])
+            self._warmup(todo[0][0])
             self._process(todo)
             self._write_run_json(finished=True)
-        wanted = {item.id for item in self.items}
-        records = [r for r in self.store.read_records() if r["id"] in wanted]
-        summary = summarize(records, self.metrics_meta, len(self.items),
+        wanted = {(item.id, d) for item in self.items for d in draws}
+        records = [r for r in self.store.read_records() if record_key(r) in wanted]
+        summary = summarize(records, self.metrics, len(self.items),
                             {"label": self.point.label, "dataset": self.dataset_key,
-                             "system": self.point.name, "suite": self.v.suite.name})
+                             "system": self.point.name, "suite": self.v.suite.name,
+                             "samples": self.v.suite.samples})
         self.store.write_summary(summary)
         return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo))
 
@@ -244,31 +204,46 @@ class _Run:
             except Exception as exc:  # the real call reports it per utterance
                 log.debug("warm-up on %s failed: %s", item.id, exc)
 
-    def _call_system(self, item: Item) -> tuple[Audio, dict, Audio | None, object]:
-        """-> (estimate, info, reference or None, token codes or None)."""
-        seed = item_seed(self.v.suite.seed, item.id)
-        _seed_everything(seed)
-        reference = None
-        if item.audio:
-            try:
-                reference = read_audio(item.audio)
-                check_usable(reference.samples, f"reference audio {item.audio}")
-            except AudioError as exc:
-                if self.system.kind == "codec":
-                    raise
-                log.debug("%s: %s", item.id, exc)
-                reference = None
-        codes = None
-        if self.system.kind == "codec":
-            estimate, info, encoded = _run_codec(self.system, reference)
-            if is_token_codec(self.system):
-                codes = encoded
-        else:
-            estimate, info = _run_tts(self.system, item, seed)
-        info.update(device=self.device, sample_rate=self.system.sample_rate, seed=seed)
-        return estimate, info, reference, codes
+    def _read_inputs(self, item: Item) -> tuple[dict[str, Audio], dict[str, str]]:
+        """The item's reference and prompt audio -> ({field: Audio}, {field: why unusable}).
 
-    def _process(self, todo: list[Item]) -> None:
+        An unusable file fails the utterance when the system needs it; otherwise only the
+        metrics that require it record the reason.
+        """
+        audio, unusable = {}, {}
+        for need, path in (("reference", item.audio), ("prompt", item.prompt_audio)):
+            if not path:
+                continue
+            try:
+                audio[need] = read_audio(path)
+                check_usable(audio[need].samples, f"{need} audio {path}")
+            except AudioError as exc:
+                if need in self.system.needs:
+                    raise
+                audio.pop(need, None)
+                unusable[need] = str(exc)
+        return audio, unusable
+
+    def _call_system(self, item: Item, draw: int = 0):
+        """-> (estimate, info, {field: input Audio}, {field: why unusable}, codes or None)."""
+        seed = item_seed(self.v.suite.seed, item.id if draw == 0 else f"{item.id}#{draw}")
+        _seed_everything(seed)
+        inputs, unusable = self._read_inputs(item)
+        rate = self.system.sample_rate
+
+        def at_rate(field):
+            return inputs[field].at(rate).samples if field in inputs else None
+
+        request = Request(item.id, text=item.text, language=item.language,
+                          reference=at_rate("reference") if "reference" in self.system.needs else None,
+                          prompt_audio=at_rate("prompt"), prompt_text=item.prompt_text, seed=seed)
+        generation = self.system.generate(request)
+        estimate = _as_output(generation.audio, "system output")
+        info = _system_info(generation, estimate, rate, request)
+        info.update(device=self.device, sample_rate=rate, seed=seed, draw=draw)
+        return Audio(estimate, rate), info, inputs, unusable, generation.codes
+
+    def _process(self, todo: list[tuple[Item, int]]) -> None:
         chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
         batches = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
         bar = _progress(len(todo), f"{self.dataset_key}/{self.point.label}", self.progress)
@@ -281,24 +256,29 @@ class _Run:
             bar.update(len(records))
         bar.close()
 
-    def _compute(self, batch: list[Item]) -> list[dict]:
-        """Run the system on a chunk of utterances and score them -> records (no store I/O)."""
-        records, inputs, scored = [], [], []
-        for item in batch:
+    def _compute(self, batch: list[tuple[Item, int]]) -> list[dict]:
+        """Run the system on a chunk of (utterance, draw) and score them -> records (no store I/O)."""
+        records, inputs, scored, skipped = [], [], [], []
+        for item, draw in batch:
             record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
                       "text": item.text, "language": item.language, "speaker": item.speaker,
                       "reference_audio": item.audio, "prompt_audio": item.prompt_audio,
                       "output_audio": None}
+            record.update({k: v for k, v in (("spoken_text", item.spoken_text), ("category", item.category),
+                                             ("draw", draw if self.v.suite.samples > 1 else None)) if v is not None})
             try:
-                estimate, info, reference, codes = self._call_system(item)
+                estimate, info, audio_in, unusable, codes = self._call_system(item, draw)
                 record["system"] = info
                 if self.v.suite.save_audio:
-                    rel = f"audio/{item.id.replace('/', '__')}.flac"
+                    suffix = f"~{draw}" if self.v.suite.samples > 1 else ""
+                    rel = f"audio/{item.id.replace('/', '__')}{suffix}.flac"
                     write_audio(self.store.folder / rel, estimate)
                     record["output_audio"] = rel
-                prompt = read_audio(item.prompt_audio) if item.prompt_audio else None
-                inputs.append(Inputs(item.id, estimate, reference, prompt, item.text, item.language, info, codes))
+                inputs.append(Inputs(item.id, estimate, audio_in.get("reference"), audio_in.get("prompt"),
+                                     item.text, item.language, info, codes, item.spoken_text, item.category))
                 scored.append(record)
+                skipped.append({k: {"value": None, "reason": f"{need} unusable: {unusable[need]}"}
+                                for k, m in self.metrics.items() for need in m.requires if need in unusable})
             except Exception as exc:  # keep going, say why
                 reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
                 record.update(status="error", error=reason)
@@ -306,8 +286,8 @@ class _Run:
                                      for k in self.metrics}
                 log.warning("%s / %s: %s", self.point.label, item.id, reason)
             records.append(record)
-        for record, entries in zip(scored, _score_all(self.metrics, inputs)):
-            record["metrics"] = entries
+        for record, entries, missing in zip(scored, _score_all(self.metrics, inputs), skipped):
+            record["metrics"] = {**entries, **missing}
         return records
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 
 from . import RESULTS_SCHEMA_VERSION
@@ -60,6 +58,10 @@ class RunStore:
     def completed_ids(self) -> set[str]:
         return {r["id"] for r in self.read_records(repair=True)}
 
+    def completed_keys(self) -> set[tuple[str, int]]:
+        """(id, draw) of every complete record (draw 0 when a run makes one draw per item)."""
+        return {record_key(r) for r in self.read_records(repair=True)}
+
     def append(self, records: list[dict]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.items_path, "a", encoding="utf-8") as fh:
@@ -80,66 +82,39 @@ class RunStore:
         write_json_atomic(self.summary_path, summary)
 
 
-def summarize(records: list[dict], metrics_meta: dict, n_items: int, header: dict) -> dict:
-    """Aggregate each metric per its declared aggregation; count scored / failed and reasons.
+def record_key(record: dict) -> tuple[str, int]:
+    """A record's identity: its item id and its draw (several draws per item with ``samples: N``)."""
+    return record["id"], int(record.get("draw") or 0)
 
-    ``metrics_meta``: key -> Metric.describe() dict. Only records of the current item set count.
+
+def summarize(records: list[dict], metrics: dict, n_items: int, header: dict) -> dict:
+    """summary.json: counts, and each metric's corpus block from its own ``aggregate`` hook.
+
+    ``metrics``: key -> Metric (anything with ``aggregate(entries) -> dict``). Only the records
+    of the current item set should be passed.
     """
     summary = {"schema_version": RESULTS_SCHEMA_VERSION, **header, "n_items": n_items,
                "n_done": len(records),
                "n_system_errors": sum(1 for r in records if r.get("status") != "ok"),
                "metrics": {}}
-    for key, meta in metrics_meta.items():
-        values, reasons, num, den = [], Counter(), 0.0, 0.0
-        for record in records:
-            entry = record.get("metrics", {}).get(key) or {"value": None, "reason": "not computed"}
-            if entry.get("value") is None:
-                reasons[entry.get("reason", "unknown")] += 1
-                continue
-            values.append(float(entry["value"]))
-            if meta.get("ratio"):
-                numerator, denominator, _ = meta["ratio"]
-                num += float(entry.get("stats", {}).get(numerator, 0.0))
-                den += float(entry.get("stats", {}).get(denominator, 0.0))
-        mean = sum(values) / len(values) if values else None
-        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-               if len(values) > 1 else None)
-        if meta.get("aggregation") == "ratio" and meta.get("ratio"):
-            value = num / den * meta["ratio"][2] if den > 0 else None
-        else:
-            value = mean
-        entry = {"aggregation": meta.get("aggregation", "mean"), "value": value, "mean": mean, "std": std,
-                 "n_scored": len(values), "n_failed": sum(reasons.values()),
-                 "failure_reasons": dict(reasons.most_common()),
-                 "direction": meta.get("direction"), "unit": meta.get("unit")}
-        if meta.get("percentiles"):
-            entry.update(percentiles(values, meta["percentiles"]))
-        if meta.get("pooled"):
-            from .metrics.codebook import pooled_usage
+    draws = sorted({record_key(r)[1] for r in records})
+    for key, metric in metrics.items():
+        def entries(of):
+            return [r.get("metrics", {}).get(key) or {"value": None, "reason": "not computed"} for r in of]
 
-            stats = [r["metrics"][key]["stats"] for r in records
-                     if (r.get("metrics", {}).get(key) or {}).get("stats")]
-            entry["pooled"] = pooled_usage(stats) if stats else None
-        summary["metrics"][key] = entry
+        block = metric.aggregate(entries(records))
+        if len(draws) > 1:
+            per_draw = [metric.aggregate(entries([r for r in records if record_key(r)[1] == d]))["value"]
+                        for d in draws]
+            block["draws"] = _spread(per_draw)
+        summary["metrics"][key] = block
     return summary
 
 
-PERCENTILE_METHOD = "linear"  # numpy's default (Hyndman & Fan type 7)
-
-
-def percentiles(values: Iterable[float | None], qs: Iterable[float] = (50, 95)) -> dict[str, float | None]:
-    """``{"p50": ..., "p95": ...}`` of the non-missing values (linear interpolation, numpy type 7).
-
-    Missing (None / NaN) values are ignored; with no value left every percentile is None.
-
-    >>> percentiles([1, 2, 3, 4], qs=(50, 75))
-    {'p50': 2.5, 'p75': 3.25}
-    """
-    import numpy as np
-
-    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    qs = list(qs)
-    if not kept:
-        return {f"p{q:g}": None for q in qs}
-    result = np.percentile(np.asarray(kept, dtype=np.float64), qs, method=PERCENTILE_METHOD)
-    return {f"p{q:g}": float(v) for q, v in zip(qs, result)}
+def _spread(values: list[float | None]) -> dict:
+    """The spread of one metric's corpus value across draws (several samples per item)."""
+    kept = [v for v in values if v is not None]
+    mean = sum(kept) / len(kept) if kept else None
+    std = (math.sqrt(sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)) if len(kept) > 1 else None)
+    return {"values": values, "mean": mean, "std": std,
+            "min": min(kept) if kept else None, "max": max(kept) if kept else None}

@@ -22,13 +22,14 @@ import yaml
 
 from .errors import ConfigError, QttsBenchError
 from .registry import DATASETS, METRICS, SYSTEMS, Registry
-from .systems.base import is_token_codec
+from .systems.base import emits_codes
 
 log = logging.getLogger("qtts_bench")
 
 TOP_LEVEL_KEYS = {
     "name": str, "description": str, "include": (str, list), "seed": int, "device": str,
-    "output": str, "save_audio": bool, "warmup": int, "jobs": int, "datasets": dict, "systems": dict,
+    "output": str, "save_audio": bool, "warmup": int, "jobs": int, "samples": int, "datasets": dict,
+    "systems": dict,
     "metrics": dict,
 }
 ENTRY_KEYS = {"datasets": "dataset", "systems": "system", "metrics": "metric"}
@@ -128,6 +129,7 @@ class Suite:
     save_audio: bool = False
     warmup: int = 1
     jobs: int = 1
+    samples: int = 1  # draws per item (each with its own seed); summary.json shows their spread
     datasets: list[EntrySpec] = field(default_factory=list)
     systems: list[EntrySpec] = field(default_factory=list)
     metrics: list[EntrySpec] = field(default_factory=list)
@@ -213,8 +215,9 @@ def load_suite(path: str | Path) -> Suite:
         raise ConfigError(f"{path}: device: expected one of auto, cpu, cuda, cuda:N; got '{device}'")
     if data.get("warmup", 1) < 0:
         raise ConfigError(f"{path}: warmup: must be >= 0")
-    if data.get("jobs", 1) < 1:
-        raise ConfigError(f"{path}: jobs: must be >= 1")
+    for key in ("jobs", "samples"):
+        if data.get(key, 1) < 1:
+            raise ConfigError(f"{path}: {key}: must be >= 1")
     return Suite(
         path=path, files=files, raw=data,
         name=data.get("name", path.stem),
@@ -225,6 +228,7 @@ def load_suite(path: str | Path) -> Suite:
         save_audio=data.get("save_audio", False),
         warmup=data.get("warmup", 1),
         jobs=data.get("jobs", 1),
+        samples=data.get("samples", 1),
         datasets=_parse_entries(path, "datasets", data["datasets"]),
         systems=_parse_entries(path, "systems", data["systems"]),
         metrics=_parse_entries(path, "metrics", data["metrics"]),
@@ -291,30 +295,30 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
     for spec in suite.metrics:
         metrics[spec.key] = _build(METRICS, spec.name, spec.params, f"{path}: metrics.{spec.key}")
     points = suite.system_points()
-    token_codecs = 0
+    code_emitters = 0
     for point in points:
         where = f"{path}: systems.{point.key}"
         system = _build(SYSTEMS, point.name, point.params, where)
-        token_codecs += is_token_codec(system)
+        code_emitters += emits_codes(system)
         for dkey, dataset in datasets.items():
             _check_requirements(path, point, system, dkey, dataset, metrics)
     for mkey, metric in metrics.items():
         # Not an error: other systems of a mixed suite (or a --systems selection) record the
         # metric as missing with the reason.
-        if "codes" in metric.requires and not token_codecs:
-            log.warning("%s: metrics.%s: needs a token codec's codes, but no selected system is a token "
-                        "codec: every value will be missing", path, mkey)
+        if "codes" in metric.requires and not code_emitters:
+            log.warning("%s: metrics.%s: needs codec tokens, but no selected system emits them: every "
+                        "value will be missing", path, mkey)
     return ValidatedSuite(suite, datasets, points, metrics)
 
 
 def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:
     have = dataset.provides()
-    needs_input = {"codec": "reference", "tts": "text"}.get(getattr(system, "kind", ""), None)
-    if needs_input and needs_input not in have:
-        missing = [i.id for i in dataset.items if needs_input not in i.provides()][:3]
-        raise ConfigError(
-            f"{path}: systems.{point.key}: a {system.kind} needs '{needs_input}' on every item, "
-            f"but dataset '{dkey}' lacks it (e.g. {', '.join(missing)})")
+    for need in getattr(system, "needs", ()):
+        if need not in have:
+            missing = [i.id for i in dataset.items if need not in i.provides()][:3]
+            raise ConfigError(
+                f"{path}: systems.{point.key}: '{point.name}' needs '{need}' on every item, "
+                f"but dataset '{dkey}' lacks it (e.g. {', '.join(missing)})")
     for mkey, metric in metrics.items():
         for need in metric.requires:
             if need == "codes":  # provided by the system, checked over the whole suite

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from qtts_bench.metrics.base import Metric
 from qtts_bench.store import RunStore, summarize
 
 
@@ -29,8 +30,15 @@ def test_nan_is_never_written(tmp_path):
         RunStore(tmp_path).append([{"id": "a", "value": float("nan")}])
 
 
-META = {"pesq_wb": {"aggregation": "mean", "ratio": None, "direction": "higher", "unit": "MOS"},
-        "wer": {"aggregation": "ratio", "ratio": ["errors", "ref_words", 1.0], "direction": "lower", "unit": ""}}
+class _Mean(Metric):
+    name, direction, unit = "pesq_wb", "higher", "MOS"
+
+
+class _Ratio(Metric):
+    name, direction, aggregation, ratio = "wer", "lower", "ratio", ("errors", "ref_words", 1.0)
+
+
+META = {"pesq_wb": _Mean(), "wer": _Ratio()}
 
 
 def test_summary_counts_and_aggregates_exactly():
@@ -58,3 +66,19 @@ def test_summary_with_nothing_scored_is_null_not_zero():
     s = summarize(records, {"pesq_wb": META["pesq_wb"]}, n_items=1, header={})
     assert s["metrics"]["pesq_wb"]["value"] is None
     assert s["n_system_errors"] == 1
+
+
+def test_summary_shows_the_spread_across_draws():
+    def rec(i, draw, value):
+        return {"id": f"u{i}", "draw": draw, "status": "ok", "metrics": {"pesq_wb": {"value": value}}}
+
+    records = [rec(0, 0, 1.0), rec(1, 0, 3.0), rec(0, 1, 2.0), rec(1, 1, 4.0), rec(0, 2, 4.0), rec(1, 2, 4.0)]
+    block = summarize(records, {"pesq_wb": _Mean()}, n_items=2, header={})["metrics"]["pesq_wb"]
+    assert block["value"] == pytest.approx(3.0)                 # all draws pooled
+    assert block["draws"]["values"] == [2.0, 3.0, 4.0]          # each draw's corpus value
+    assert block["draws"]["std"] == pytest.approx(1.0) and block["draws"]["min"] == 2.0
+
+
+def test_one_draw_has_no_spread_block():
+    records = [{"id": "a", "status": "ok", "metrics": {"pesq_wb": {"value": 1.0}}}]
+    assert "draws" not in summarize(records, {"pesq_wb": _Mean()}, n_items=1, header={})["metrics"]["pesq_wb"]

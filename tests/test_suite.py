@@ -107,7 +107,7 @@ systems:
 metrics:
   si_sdr: {{}}
 """)
-    with pytest.raises(ConfigError, match="a tts needs 'text' on every item, but dataset 'notext' lacks it"):
+    with pytest.raises(ConfigError, match="'dummy_tts' needs 'text' on every item, but dataset 'notext' lacks it"):
         validate_suite(load_suite(path))
 
 

@@ -6,7 +6,10 @@ Manifest (JSONL), one object per line::
      "prompt_audio": "p/s1.wav", "prompt_text": "a prompt"}
 
 Only ``id`` is required; ``audio`` is the ground-truth recording (the codec input, or the TTS
-reference). Relative paths are relative to the manifest's folder.
+reference). Relative paths are relative to the manifest's folder. Two optional fields serve hard
+TTS sets: ``spoken_text``, the reference that WER is scored against where it differs from the
+written ``text`` a TTS reads ("Main St." -> "main street"), and ``category``, which reports
+break down by.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 from ..errors import ConfigError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-ITEM_FIELDS = ("id", "audio", "text", "language", "speaker", "prompt_audio", "prompt_text")
+ITEM_FIELDS = ("id", "audio", "text", "language", "speaker", "prompt_audio", "prompt_text",
+               "spoken_text", "category")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Item:
     speaker: str | None = None
     prompt_audio: str | None = None
     prompt_text: str | None = None
+    spoken_text: str | None = None  # what WER scores against when it differs from ``text``
+    category: str | None = None     # e.g. "numbers"; reports break down by it
 
     def provides(self) -> set[str]:
         """Which metric requirements this item can satisfy."""
@@ -64,7 +70,11 @@ class Dataset:
         """Hash of the item list (ids, texts, paths): identifies exactly what was evaluated."""
         h = hashlib.sha256()
         for item in self.items:
-            h.update(json.dumps(asdict(item), sort_keys=True).encode())
+            fields = asdict(item)
+            for late in ("spoken_text", "category"):  # added later: hashes of older sets stay the same
+                if fields[late] is None:
+                    del fields[late]
+            h.update(json.dumps(fields, sort_keys=True).encode())
         return h.hexdigest()
 
     def provides(self) -> set[str]:

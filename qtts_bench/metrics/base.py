@@ -8,6 +8,9 @@ records as a missing value (never a 0 or 1).
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -48,6 +51,8 @@ class Inputs:
     language: str | None = None
     system_info: dict = field(default_factory=dict)  # e.g. bitrate, timing from the runner
     codes: object = None  # numpy int array (n_codebooks, frames) from a token codec, else None
+    spoken_text: str | None = None  # the spoken form of ``text`` (scored by WER when set)
+    category: str | None = None
 
 
 class Metric:
@@ -63,7 +68,6 @@ class Metric:
     sample_rate: ClassVar[int | None] = None  # rate audio is resampled to before scoring
     version: ClassVar[str] = "1"
     percentiles: ClassVar[tuple[float, ...]] = ()  # extra percentiles in summary.json (e.g. speed)
-    pooled: ClassVar[bool] = False  # summary.json adds corpus codebook usage from the stats' histograms
 
     def __init__(self, **params):
         self.params = params
@@ -78,6 +82,37 @@ class Metric:
     def score(self, inputs: Inputs) -> Score:
         raise NotImplementedError
 
+    def aggregate(self, entries: list[dict]) -> dict:
+        """Corpus summary of this metric from its stored per-utterance entries.
+
+        ``entries``: one ``{"value": float | None, "reason"?, "stats"?, "extra"?}`` per utterance
+        (missing values included). Returns the block written to summary.json: the declared
+        aggregate as ``value`` (mean, or the exact ratio of summed stats), mean, std, counts,
+        failure reasons and any requested percentiles. Subclasses extend it (``super()`` first).
+        """
+        values, reasons, num, den = [], Counter(), 0.0, 0.0
+        for entry in entries:
+            if entry.get("value") is None:
+                reasons[entry.get("reason", "unknown")] += 1
+                continue
+            values.append(float(entry["value"]))
+            if self.ratio:
+                num += float(entry.get("stats", {}).get(self.ratio[0], 0.0))
+                den += float(entry.get("stats", {}).get(self.ratio[1], 0.0))
+        mean = sum(values) / len(values) if values else None
+        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+               if len(values) > 1 else None)
+        value = mean
+        if self.aggregation == "ratio" and self.ratio:
+            value = num / den * self.ratio[2] if den > 0 else None
+        block = {"aggregation": self.aggregation, "value": value, "mean": mean, "std": std,
+                 "n_scored": len(values), "n_failed": sum(reasons.values()),
+                 "failure_reasons": dict(reasons.most_common()),
+                 "direction": self.direction, "unit": self.unit}
+        if self.percentiles:
+            block.update(percentiles(values, self.percentiles))
+        return block
+
     @classmethod
     def describe(cls) -> dict:
         return {
@@ -89,5 +124,25 @@ class Metric:
             "sample_rate": cls.sample_rate,
             "version": cls.version,
             "percentiles": list(cls.percentiles),
-            "pooled": cls.pooled,
         }
+
+
+PERCENTILE_METHOD = "linear"  # numpy's default (Hyndman & Fan type 7)
+
+
+def percentiles(values: Iterable[float | None], qs: Iterable[float] = (50, 95)) -> dict[str, float | None]:
+    """``{"p50": ..., "p95": ...}`` of the non-missing values (linear interpolation, numpy type 7).
+
+    Missing (None / NaN) values are ignored; with no value left every percentile is None.
+
+    >>> percentiles([1, 2, 3, 4], qs=(50, 75))
+    {'p50': 2.5, 'p75': 3.25}
+    """
+    import numpy as np
+
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    qs = list(qs)
+    if not kept:
+        return {f"p{q:g}": None for q in qs}
+    result = np.percentile(np.asarray(kept, dtype=np.float64), qs, method=PERCENTILE_METHOD)
+    return {f"p{q:g}": float(v) for q, v in zip(qs, result)}

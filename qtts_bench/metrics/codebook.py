@@ -109,7 +109,7 @@ def pooled_usage(stats_list: list[dict]) -> dict | None:
 def _utterance_usage(inputs: Inputs) -> tuple[np.ndarray, int, dict]:
     """-> (histograms (n_codebooks, codebook_size), codebook_size, usage statistics); MetricFailure if unusable."""
     if inputs.codes is None:
-        raise MetricFailure("the system is not a token codec: no codes to measure")
+        raise MetricFailure("the system emits no codec tokens (it is not a token codec or a codec-token TTS)")
     size = inputs.system_info.get("codebook_size")
     if not size:
         raise MetricFailure("the system does not report its codebook_size")
@@ -130,7 +130,11 @@ class CodebookPerplexity(Metric):
     direction = "higher"
     unit = "codes"
     requires = ("codes",)
-    pooled = True  # summary.json adds the usage of the summed histograms
+
+    def aggregate(self, entries: list[dict]) -> dict:
+        """Adds ``pooled``: corpus usage of the histograms summed over utterances."""
+        stats = [e["stats"] for e in entries if e.get("value") is not None and e.get("stats")]
+        return {**super().aggregate(entries), "pooled": pooled_usage(stats) if stats else None}
 
     def score(self, inputs: Inputs) -> Score:
         histograms, size, usage = _utterance_usage(inputs)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import math
 
 from ..errors import MetricFailure
-from ..store import PERCENTILE_METHOD, percentiles  # noqa: F401 (re-exported)
-from .base import Inputs, Metric, Score
+from .base import PERCENTILE_METHOD, Inputs, Metric, Score, percentiles  # noqa: F401 (re-exported)
 
 
 def _number(info: dict, key: str, what: str) -> float:
