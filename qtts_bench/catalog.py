@@ -13,6 +13,8 @@ DATASETS.register("folder", "qtts_bench.data.manifest:load_folder",
                   "folder of audio files with same-name .txt transcripts")
 DATASETS.register("synthetic", "qtts_bench.testing:load_synthetic",
                   "deterministic synthetic speech-like signals (tests, smoke runs)")
+DATASETS.register("pgc_hard_standin", "qtts_bench.data.pgc_hard:load_pgc_hard_standin",
+                  "English hard TTS cases in 8 categories (a stand-in for the paper's in-house PGC-hard), prompts from bundled speakers")
 
 # --- systems ------------------------------------------------------------------------------
 SYSTEMS.register("passthrough", "qtts_bench.systems.classical:Passthrough",
