@@ -19,11 +19,16 @@ class UnknownNameError(ConfigError):
 class MissingExtraError(QttsBenchError):
     """An optional dependency is absent; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str, purpose: str = ""):
+    def __init__(self, package: str, extra: str, purpose: str = "", install: str | None = None):
+        """``extra``: a key of pyproject's optional-dependencies, or "core" for a base dependency.
+
+        ``install`` replaces the suggested command where a plain extra cannot install it.
+        """
         what = f" (needed for {purpose})" if purpose else ""
-        super().__init__(
-            f"'{package}' is not installed{what}. Install it with: pip install 'qtts-bench[{extra}]'"
-        )
+        if install is None:
+            install = ("pip install --force-reinstall qtts-bench (it is a core dependency)" if extra == "core"
+                       else f"pip install 'qtts-bench[{extra}]'")
+        super().__init__(f"'{package}' is not installed{what}. Install it with: {install}")
         self.package, self.extra = package, extra
 
 

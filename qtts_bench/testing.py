@@ -15,7 +15,8 @@ from .audio import Audio, write_audio
 from .cache import cache_root
 from .data.manifest import Dataset, Item
 from .errors import ConfigError
-from .systems.base import TTS, Codec, TokenCodec
+from .errors import SystemFailure
+from .systems.base import TTS, Codec, Generation, Request, TokenCodec
 
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
@@ -139,16 +140,21 @@ class DummyTokenCodec(TokenCodec):
 class DummyTTS(TTS):
     """Speech-like signal seeded by the text; sleeps ``sleep`` seconds (for speed tests).
 
-    With ``chunks`` > 1 it streams: the first chunk after ``first_chunk_delay`` seconds.
+    With ``chunks`` > 1 it streams: the first chunk after ``first_chunk_delay`` seconds. With
+    ``require_prompt`` it needs a speaker prompt on every item and fails without one.
     """
 
     def __init__(self, sleep: float = 0.0, seconds_per_word: float = 0.3, chunks: int = 1,
-                 first_chunk_delay: float = 0.0, sample_rate: int = 16000):
+                 first_chunk_delay: float = 0.0, sample_rate: int = 16000, require_prompt: bool = False):
         self.sleep, self.seconds_per_word, self.sample_rate = sleep, seconds_per_word, sample_rate
         self.chunks, self.first_chunk_delay = chunks, first_chunk_delay
         self.streaming = chunks > 1
+        if require_prompt:
+            self.needs = ("text", "prompt")
 
     def synthesize(self, text, *, prompt_audio=None, prompt_text=None, language=None, seed=None):
+        if "prompt" in self.needs and (prompt_audio is None or not prompt_text):
+            raise SystemFailure("no speaker prompt (audio and text) reached the system")
         if self.sleep:
             time.sleep(self.sleep)
         seconds = max(1, len(text.split())) * self.seconds_per_word
@@ -161,3 +167,32 @@ class DummyTTS(TTS):
             if i == 0 and self.first_chunk_delay:
                 time.sleep(self.first_chunk_delay)
             yield part
+
+
+class DummyCodecLmTTS(TTS):
+    """Test TTS that speaks through codec tokens (as QTTS does), with analytic code usage.
+
+    For a text of w words it makes ``frames_per_word * w`` frames at 50 Hz; codebook k of frame t
+    holds (t + k) mod ``codebook_size``, so with frames <= codebook_size every codebook uses each
+    of its codes at most once (perplexity = frames). Audio: a 200 Hz tone, 320 samples a frame.
+    """
+
+    frame_rate = 50.0
+    hop = 320
+
+    def __init__(self, n_codebooks: int = 2, codebook_size: int = 16, frames_per_word: int = 4):
+        if n_codebooks < 1 or codebook_size < 2 or frames_per_word < 1:
+            raise ConfigError("need n_codebooks >= 1, codebook_size >= 2, frames_per_word >= 1")
+        self.n_codebooks, self.codebook_size, self.frames_per_word = n_codebooks, codebook_size, frames_per_word
+
+    def code_info(self) -> dict:
+        return {"codebook_size": self.codebook_size, "frame_rate": self.frame_rate, "n_codebooks": self.n_codebooks}
+
+    def generate(self, request: Request) -> Generation:
+        from .timing import measure
+
+        frames = self.frames_per_word * max(1, len((request.text or "").split()))
+        codes = (np.arange(frames)[None, :] + np.arange(self.n_codebooks)[:, None]) % self.codebook_size
+        t = np.arange(frames * self.hop) / self.sample_rate
+        audio, seconds, peak = measure(lambda: (0.1 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32))
+        return Generation(audio, seconds=seconds, peak_memory=peak, codes=codes, code_info=self.code_info())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..audio import Audio
+from ..errors import ConfigError
 
 # What an item may provide; a metric lists what it needs. "codes" is provided by the system
 # (a token codec), not by the item.
@@ -69,7 +70,18 @@ class Metric:
     version: ClassVar[str] = "1"
     percentiles: ClassVar[tuple[float, ...]] = ()  # extra percentiles in summary.json (e.g. speed)
 
+    # Accepted parameters with their defaults, for metrics that do not define a constructor of
+    # their own (those declare their parameters in its signature and check them there).
+    defaults: ClassVar[dict] = {}
+
     def __init__(self, **params):
+        if type(self).__init__ is Metric.__init__:
+            unknown = sorted(set(params) - set(self.defaults))
+            if unknown:
+                accepted = ", ".join(sorted(self.defaults)) or "none"
+                raise ConfigError(f"metric '{self.name}': unknown parameter(s) {', '.join(unknown)}; "
+                                  f"accepted: {accepted}")
+            params = {**self.defaults, **params}
         self.params = params
 
     def load(self, device: str = "cpu") -> None:

@@ -154,7 +154,7 @@ def _import_distillmos():
     import sys
     import types
 
-    require("torch", "distillmos", "DistillMOS")
+    require("torch", "torch", "DistillMOS")
     saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "torchaudio" or k.startswith("torchaudio.")}
     sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     try:
@@ -172,7 +172,10 @@ def _import_distillmos():
 def _missing_distillmos():
     from ..errors import MissingExtraError
 
-    return MissingExtraError("distillmos", "distillmos", "DistillMOS")
+    # Its torchaudio pin does not match torch 2.13: installed without dependencies, not as an extra.
+    return MissingExtraError("distillmos", "torch", "DistillMOS",
+                             install="pip install 'qtts-bench[torch]' && pip install --no-deps distillmos==0.9.1 "
+                                     "xls-r-sqa==0.1.0")
 
 
 @cache

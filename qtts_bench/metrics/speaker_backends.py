@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioError, check_usable
-from ..errors import ConfigError, MetricFailure, require
+from ..errors import ConfigError, MetricFailure, MissingExtraError, require
 from ..hashing import sha256_file
 
 SAMPLE_RATE = 16000
@@ -201,7 +201,12 @@ class SpeechBrainEcapaBackend(SpeakerBackend):
         if self._model is not None:
             return
         folder = self._folder()
-        require("speechbrain", "speechbrain", "speaker similarity (SpeechBrain ECAPA-TDNN)")
+        try:
+            import speechbrain  # noqa: F401
+        except ImportError as exc:  # not an extra: it pulls a torchaudio that must match torch
+            raise MissingExtraError("speechbrain", "torch", "speaker similarity (SpeechBrain ECAPA-TDNN)",
+                                    install="pip install speechbrain (with a torchaudio matching torch 2.13)"
+                                    ) from exc
         from speechbrain.inference.speaker import EncoderClassifier
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
