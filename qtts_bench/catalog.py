@@ -35,6 +35,18 @@ SYSTEMS.register("dummy_token_codec", "qtts_bench.testing:DummyTokenCodec",
                  "test token codec: codebook 0 = frame index mod size, others 0 (analytic code usage)")
 SYSTEMS.register("dummy_tts", "qtts_bench.testing:DummyTTS",
                  "test TTS: speech-like signal seeded by the text, optional sleep / streaming")
+# --- TTS engines (offline, real; fixed voices, no prompting) -------------------------------
+SYSTEMS.register("kokoro", "qtts_bench.systems.kokoro:KokoroTTS",
+                 "Kokoro-82M int8 (kokoro-onnx), 24 kHz, deterministic; voice jm_kumo, lang en-us ('tts' extra)")
+SYSTEMS.register("piper", "qtts_bench.systems.piper:PiperTTS",
+                 "Piper VITS, en_US-joe-medium, 22.05 kHz, streams per sentence; noise 0 = deterministic "
+                 "('piper' extra, GPL-3)")
+SYSTEMS.register("espeak_ng", "qtts_bench.systems.tts_cli:EspeakNgTTS",
+                 "espeak-ng formant TTS (apt espeak-ng), 22.05 kHz; voice en-us, speed 175 wpm")
+SYSTEMS.register("flite", "qtts_bench.systems.tts_cli:FliteTTS",
+                 "CMU Flite (apt flite), English; voice slt (16 kHz), kal16, awb, rms, kal (8 kHz)")
+SYSTEMS.register("festival", "qtts_bench.systems.tts_cli:FestivalTTS",
+                 "Festival text2wave (apt festival festvox-kallpc16k), English; voice kal_diphone, 16 kHz")
 
 # --- metrics ------------------------------------------------------------------------------
 METRICS.register("pesq_wb", "qtts_bench.metrics.signal:PesqWB", "PESQ P.862.2 wide-band at 16 kHz (MOS-LQO)")
