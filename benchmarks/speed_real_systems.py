@@ -132,9 +132,11 @@ def main(argv=None) -> int:
           f"warm-up calls per system: {args.warmup} (excluded)")
     print(f"{'system':<24} {'n':>3} {'RTF agg':>9} {'RTF p50':>9} {'RTF p95':>9} {'TTFT p50':>9} {'TTFT p95':>9} "
           f"{'RSS p50 MiB':>11}")
+    def fmt(v):
+        return f"{v:9.4f}" if v is not None else f"{'-':>9}"
+
     for r in results:
         t = r["ttft"] or {"p50": None, "p95": None}
-        fmt = lambda v: f"{v:9.4f}" if v is not None else f"{'-':>9}"
         print(f"{r['system']:<24} {r['n']:>3} {r['rtf_aggregate']:9.4f} {fmt(r['rtf']['p50'])} "
               f"{fmt(r['rtf']['p95'])} {fmt(t['p50'])} {fmt(t['p95'])} {r['peak_memory_mib']['p50']:11.1f}")
     if args.json:

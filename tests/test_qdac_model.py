@@ -26,7 +26,11 @@ def tiny(**changes) -> Qdac:
     return Qdac(QdacConfig(**{**TINY_MODEL, **changes})).eval()
 
 
-@pytest.mark.parametrize("changes", VARIANTS, ids=lambda c: f"{c['frame_rate']}Hz-{c.get('encoder', 'stft')}-{c.get('decoder_output', 'polar')}")
+def _variant_id(c):
+    return f"{c['frame_rate']}Hz-{c.get('encoder', 'stft')}-{c.get('decoder_output', 'polar')}"
+
+
+@pytest.mark.parametrize("changes", VARIANTS, ids=_variant_id)
 def test_round_trip_shapes_and_code_range(changes):
     model = tiny(**changes)
     n = 5000  # not a multiple of the hop
