@@ -4,10 +4,13 @@
 ``K``: ``K`` (aggregate on the table's common utterances), ``K.ci_low``, ``K.ci_high``,
 ``K.n_common``, ``K.n_scored``, ``K.n_failed``, ``K.all`` (aggregate over all the run's scored
 utterances), ``K.best`` (1 best, 0 not, empty without a value), ``K.status`` and ``K.note``
-(why there is no number). Missing numbers are empty cells, never 0. Floats are written with
+(why there is no number), and for runs with several draws per item ``K.draws_std``,
+``K.draws_min``, ``K.draws_max`` and ``K.draws`` (JSON list: the corpus value of each draw on the
+same common utterances). Missing numbers are empty cells, never 0. Floats are written with
 Python's shortest round-trip repr, so ``pandas.read_csv`` gives back the same doubles.
 ``columns.csv`` describes each column (unit, direction, aggregation, settings); ``ablations.csv``
-holds the paired deltas.
+holds the paired deltas; ``by_category.csv`` (when records carry ``category``) one row per
+table x column x category x run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 from .table import Report
 
-CELL_FIELDS = ("ci_low", "ci_high", "n_common", "n_scored", "n_failed", "all", "best", "status", "note")
+CELL_FIELDS = ("ci_low", "ci_high", "n_common", "n_scored", "n_failed", "all", "best", "status", "note",
+               "draws_std", "draws_min", "draws_max", "draws")
 
 
 def _num(value) -> str:
@@ -46,7 +50,7 @@ def leaderboard_rows(report: Report) -> tuple[list[str], list[dict]]:
     """Header and rows of the leaderboard CSV (also used by tests)."""
     params = _param_names(report)
     header = ["suite", "dataset", "run", "label", "system", "params", *[f"param.{p}" for p in params],
-              "n_items", "n_done", "n_system_errors", "notes", "source", "path"]
+              "n_items", "n_done", "n_draws", "n_system_errors", "notes", "source", "path"]
     for column in report.columns:
         header += [column.key, *[f"{column.key}.{f}" for f in CELL_FIELDS]]
     rows = []
@@ -56,7 +60,7 @@ def leaderboard_rows(report: Report) -> tuple[list[str], list[dict]]:
             out = {"suite": table.suite if table.suite != "(all suites)" else run.suite,
                    "dataset": table.dataset, "run": row.name, "label": run.label, "system": run.system,
                    "params": json.dumps(run.params, sort_keys=True),
-                   "n_items": _num(run.n_items), "n_done": _num(len(run.ids)),
+                   "n_items": _num(run.n_items), "n_done": _num(len(run.ids)), "n_draws": _num(run.n_draws),
                    "n_system_errors": _num(run.n_system_errors), "notes": "; ".join(run.notes),
                    "source": run.source, "path": str(run.path)}
             for p in params:
@@ -82,6 +86,11 @@ def leaderboard_rows(report: Report) -> tuple[list[str], list[dict]]:
                 out[f"{k}.best"] = _num(cell.best) if est is not None and column.direction else ""
                 out[f"{k}.status"] = cell.status
                 out[f"{k}.note"] = cell.note or ""
+                if cell.draws is not None:
+                    out[f"{k}.draws_std"] = _num(cell.draws.std)
+                    out[f"{k}.draws_min"] = _num(cell.draws.min)
+                    out[f"{k}.draws_max"] = _num(cell.draws.max)
+                    out[f"{k}.draws"] = json.dumps(list(cell.draws.values))
             rows.append(out)
     return header, rows
 
@@ -123,6 +132,49 @@ def write_ablations(report: Report, path: Path) -> Path:
                                  "ci_low": _num(est.low if est else None),
                                  "ci_high": _num(est.high if est else None),
                                  "n": _num(est.n if est else None), "verdict": d.verdict, "note": d.note or ""})
+    _write(path, header, rows)
+    return path
+
+
+def by_category_rows(report: Report) -> tuple[list[str], list[dict]]:
+    """Header and rows of by_category.csv: table x column x category x run (empty without categories)."""
+    header = ["suite", "dataset", "column", "metric", "unit", "direction", "aggregation", "category",
+              "n", "run", "label", "system", "value", "ci_low", "ci_high", "best", "tied", "draws_std",
+              "draws_min", "draws_max", "status", "note"]
+    rows = []
+    for table in report.tables:
+        breakdown = table.categories
+        if breakdown is None:
+            continue
+        for entry in breakdown.columns:
+            column = entry.column
+            for category in breakdown.categories:
+                for j, row in enumerate(table.rows):
+                    cell = entry.cells[(j, category)]
+                    est = cell.estimate
+                    spread = cell.draws
+                    rows.append({
+                        "suite": table.suite if table.suite != "(all suites)" else row.run.suite,
+                        "dataset": table.dataset, "column": column.key, "metric": column.metric,
+                        "unit": column.unit, "direction": column.direction or "",
+                        "aggregation": column.info.aggregation, "category": category,
+                        "n": _num(entry.n[category]), "run": row.name, "label": row.run.label,
+                        "system": row.run.system, "value": _num(est.value if est else None),
+                        "ci_low": _num(est.low if est else None), "ci_high": _num(est.high if est else None),
+                        "best": _num(cell.best) if est is not None and column.direction else "",
+                        "tied": _num(cell.tied) if est is not None and column.direction else "",
+                        "draws_std": _num(spread.std if spread else None),
+                        "draws_min": _num(spread.min if spread else None),
+                        "draws_max": _num(spread.max if spread else None),
+                        "status": cell.status, "note": cell.note or ""})
+    return header, rows
+
+
+def write_by_category(report: Report, path: Path) -> Path | None:
+    """Write by_category.csv when some table has categories; otherwise write nothing (None)."""
+    if not any(t.categories is not None for t in report.tables):
+        return None
+    header, rows = by_category_rows(report)
     _write(path, header, rows)
     return path
 

@@ -1,8 +1,9 @@
 """Self-contained HTML report (inline CSS and JS, plots as data: URIs; works from file://).
 
 One section per table: notes, sortable leaderboard (aggregate on the common utterances, 95 %
-bootstrap CI, scored / failed counts, best and statistically tied cells), ablations with
-paired deltas and verdicts, plots, and a link to the listening page.
+bootstrap CI, scored / failed counts, best and statistically tied cells, spread across draws),
+the per-category breakdown (when records carry ``category``), ablations with paired deltas and
+verdicts, plots, and a link to the listening page.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ td.num .v{font-weight:600;font-size:13.5px}
 td.num .ci{display:block;color:var(--muted);font-size:11px}
 td.num .n{display:block;color:var(--muted);font-size:10.5px}
 td.num .n .f{color:var(--badfg)}
+td.num .dr{display:block;color:#3b4a63;font-size:10.5px}
+.bycat-wrap{display:inline-block;vertical-align:top;margin:0 22px 10px 0;max-width:100%;overflow-x:auto}
+table.bycat caption{text-align:left;font-weight:600;font-size:13.5px;padding:2px 0 4px}
+table.bycat caption .unit{font-weight:400;color:var(--muted);font-size:11.5px}
 td.best{background:var(--best)}td.best .v{color:var(--bestfg)}
 td.best .v::before{content:"★ ";font-size:11px}
 td.tied{background:var(--tied)}td.tied .v::before{content:"≈ ";color:var(--bestfg);font-size:11px}
@@ -173,6 +178,10 @@ def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
           if est.low is not None else '<span class="ci">no CI (n&lt;2)</span>')
     failed = f' · <span class="f">{cell.n_failed} ✗</span>' if cell.n_failed else ""
     tip = [f"{fmt(est.value, decimals + 1)} on {est.n} common utterances"]
+    spread = draws_html(cell, decimals)
+    if cell.draws is not None:
+        tip.append("per draw: " + ", ".join(f"draw {j}: {fmt(v, decimals + 1)}"
+                                            for j, v in enumerate(cell.draws.values)))
     if est.low is not None:
         tip.append(f"95 % bootstrap CI [{fmt(est.low, decimals + 1)}, {fmt(est.high, decimals + 1)}]")
     if cell.all_value is not None:
@@ -184,8 +193,20 @@ def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
     if cell.failure_reasons:
         tip.append("failures: " + "; ".join(f"{r} ({n})" for r, n in list(cell.failure_reasons.items())[:4]))
     return (f'<td class="{" ".join(classes)}" data-v="{est.value!r}" title="{esc(" · ".join(tip))}">'
-            f'<span class="v">{fmt(est.value, decimals)}</span>{ci}'
+            f'<span class="v">{fmt(est.value, decimals)}</span>{ci}{spread}'
             f'<span class="n">{cell.n_scored} ✓{failed}</span></td>')
+
+
+def draws_html(cell: Cell, decimals: int) -> str:
+    """``± std · min–max (N draws)`` of the per-draw corpus values, or "" for one draw."""
+    spread = cell.draws
+    if spread is None:
+        return ""
+    if spread.n == 0:
+        return '<span class="dr">no draw scored alone</span>'
+    std = f"±{fmt(spread.std, decimals)} · " if spread.std is not None else ""
+    return (f'<span class="dr" title="standard deviation and range of the corpus value of each draw">'
+            f'{std}{fmt(spread.min, decimals)}–{fmt(spread.max, decimals)} over {spread.n} draws</span>')
 
 
 def _column_decimals(table: Table, column: Column) -> int:
@@ -218,7 +239,8 @@ def leaderboard_html(table: Table) -> str:
                  f'<span class="chips">{chips}</span>{badges}</td>']
         done = len(run.ids)
         total = f"/{run.n_items}" if run.n_items is not None else ""
-        cells.append(f'<td class="num" data-v="{done}"><span class="v">{done}{total}</span></td>')
+        draws = (f'<span class="n">× {run.n_draws} draws</span>' if run.n_draws > 1 else "")
+        cells.append(f'<td class="num" data-v="{done}"><span class="v">{done}{total}</span>{draws}</td>')
         for column in table.columns:
             cells.append(cell_html(row.cells.get(column.key), column, decimals[column.key]))
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -276,6 +298,53 @@ def ablations_html(table: Table) -> str:
     return "".join(out)
 
 
+def categories_html(table: Table) -> str:
+    """Per-category breakdown: one table per column, systems as rows, categories as columns."""
+    breakdown = table.categories
+    if breakdown is None or not breakdown.columns:
+        return ""
+    out = ['<h3>By category</h3><p class="legend">Each cell: the column\'s aggregate (by the metric\'s own '
+           "aggregation) on the utterances of that category that every system scored (<i>n</i> under the "
+           "category), with its 95 % bootstrap CI. ★ best system in the category by the declared direction, "
+           "≈ not significantly different from it (paired CI contains 0). Also in "
+           '<a href="by_category.csv">by_category.csv</a>.</p>']
+    for entry in breakdown.columns:
+        column = entry.column
+        decimals = _column_decimals(table, column)
+        arrow = {"higher": " ↑", "lower": " ↓"}.get(column.direction, "")
+        first = "descending" if column.direction == "higher" else "ascending"
+        head = ['<th data-first="ascending" aria-sort="none"><button class="sort" type="button">System</button>'
+                '</th>']
+        title = column.title + (f" ⟨{column.key.split('~', 1)[1]}⟩" if "~" in column.key else "")
+        caption = (f'<caption title="{esc(column.provenance())}">{esc(title)}{arrow}'
+                   f'{" <span class=unit>" + esc(column.unit) + "</span>" if column.unit else ""}</caption>')
+        for category in breakdown.categories:
+            head.append(f'<th data-first="{first}" aria-sort="none" data-category="{esc(category)}">'
+                        f'<button class="sort" type="button">{esc(category)}</button>'
+                        f'<div class="ncommon">on {entry.n[category]} common utt.</div></th>')
+        body = []
+        for j, row in enumerate(table.rows):
+            cells = [f'<td class="sys" data-v="{esc(row.name)}"><span class="name">{esc(row.name)}</span></td>']
+            for category in breakdown.categories:
+                cell = entry.cells[(j, category)]
+                if cell.estimate is None:
+                    cells.append(cell_html(cell, column, decimals))
+                    continue
+                est = cell.estimate
+                classes = ["num"] + (["best"] if cell.best else []) + (["tied"] if cell.tied else [])
+                ci = (f'<span class="ci">[{fmt(est.low, decimals)}, {fmt(est.high, decimals)}]</span>'
+                      if est.low is not None else '<span class="ci">no CI (n&lt;2)</span>')
+                cells.append(f'<td class="{" ".join(classes)}" data-v="{est.value!r}" data-n="{est.n}" '
+                             f'title="{esc(fmt(est.value, decimals + 1))} on {est.n} utterance(s)">'
+                             f'<span class="v">{fmt(est.value, decimals)}</span>{ci}{draws_html(cell, decimals)}'
+                             f'<span class="n">n = {est.n}</span></td>')
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        out.append(f'<div class="bycat-wrap"><table class="lb sortable bycat" data-column="{esc(column.key)}">'
+                   f'{caption}<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    return "".join(out[:1]) + f'<div class="bycat-all">{"".join(out[1:])}</div>'
+
+
+
 def notes_html(notes: list[str], title: str = "Notes") -> str:
     if not notes:
         return ""
@@ -311,7 +380,10 @@ LEGEND = ("Each number is the metric's declared aggregate on the utterances <b>e
           '<span class="sw" style="background:var(--best)"></span>★ best in column by the metric\'s '
           'declared direction (↑ higher / ↓ lower is better); '
           '<span class="sw" style="background:var(--tied)"></span>≈ not significantly different from '
-          "the best (paired bootstrap CI of the difference contains 0). Click a header to sort; hover a "
+          "the best (paired bootstrap CI of the difference contains 0). With several draws per utterance "
+          "(<code>samples: N</code>) every utterance counts once with the mean over its draws (ratio "
+          "metrics: statistics summed over its draws), and ± / min–max under a value are the standard "
+          "deviation and range of the corpus value of each draw. Click a header to sort; hover a "
           "cell for details.")
 
 
@@ -343,6 +415,7 @@ def render_index(report: Report, figures: dict[str, list[Figure]], listen_pages:
                          "sortable to find the worst cases.</p>")
         parts.append(notes_html(table.notes))
         parts.append(leaderboard_html(table))
+        parts.append(categories_html(table))
         if table.ablations:
             parts.append(ablations_html(table))
             parts.append('<p class="legend">Ablation cells: paired per-utterance change (later level − '

@@ -1,6 +1,7 @@
-"""Listening page of one table: per utterance the reference, the prompt and each system's
-output as audio players with that utterance's metrics; sortable by any system x metric to find
-the worst cases (failed utterances count as worst).
+"""Listening page of one table: per utterance its text (and spoken form), category, the
+reference and the prompt, and each system's output as audio players (one per draw) with that
+utterance's metrics; sortable by any system x metric to find the worst cases (failed utterances
+count as worst), filterable by category.
 
 Audio is referenced from where it lies (relative link from the report folder) or, with
 ``copy_audio``, copied beside the report so the folder can be moved or published alone.
@@ -20,7 +21,7 @@ import numpy as np
 
 from .html import decimals_for, esc, fmt, page
 from .load import resolve_audio
-from .table import Table, per_utterance
+from .table import Table, per_draw, per_utterance
 
 
 class AudioLinker:
@@ -62,12 +63,12 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
-def _player(href: str | None, path, what: str) -> str:
+def _player(href: str | None, path, what: str, attrs: str = "") -> str:
     if href is None:
         if path:
             return f'<span class="missing-audio" title="{esc(path)}">{esc(what)} file missing</span>'
         return f'<span class="small">{esc(what)} not saved</span>'
-    return f'<audio controls preload="none" src="{esc(href)}"></audio>'
+    return f'<audio controls preload="none" src="{esc(href)}"{attrs}></audio>'
 
 
 LISTEN_CSS = """
@@ -87,6 +88,13 @@ table.listen td.utt .text{display:block;color:var(--fg);margin-top:2px}
 .err{color:var(--badfg);font-size:12px}
 .missing-audio{color:var(--badfg);font-size:12px}
 td.sel{outline:2px solid var(--accent);outline-offset:-2px}
+table.listen td.utt .spoken{display:block;color:#3b4a63;font-style:italic;margin-top:2px}
+.chip.cat{margin-top:3px}
+.dblock{border-top:1px dashed var(--line);padding-top:3px;margin-top:3px}
+.dblock:first-child{border-top:0;padding-top:0;margin-top:0}
+.draw{display:block;font-size:11px;color:var(--muted);font-weight:600}
+.dmean{border-top:1px solid var(--line);margin-top:4px;padding-top:3px}
+tr.hide-cat{display:none}
 """
 
 LISTEN_JS = """
@@ -105,6 +113,9 @@ function apply(){
  rows.forEach(function(r){body.appendChild(r);});
 }
 sel.addEventListener('change',apply);ord.addEventListener('change',apply);
+var cat=document.getElementById('category');
+if(cat){cat.addEventListener('change',function(){Array.prototype.forEach.call(body.rows,function(r){
+ r.classList.toggle('hide-cat',cat.value!==''&&r.dataset.cat!==cat.value);});});}
 document.querySelectorAll('input.sys').forEach(function(cb){cb.addEventListener('change',function(){
  table.classList.toggle('hide-s'+cb.value,!cb.checked);});});
 apply();
@@ -113,7 +124,13 @@ apply();
 
 
 def render_listen(table: Table, linker: AudioLinker, report_href: str = "index.html") -> str:
-    """HTML of the listening page for ``table``."""
+    """HTML of the listening page for ``table``.
+
+    Per utterance: id, text (and the spoken form when it differs), category, speaker; the
+    reference and prompt players (columns shown only when some utterance has one); then each
+    system's output, one player per draw, each with that draw's metric values. Sorting uses the
+    utterance's value (with draws: the mean over its draws, as in the leaderboard).
+    """
     rows = table.rows
     columns = [c for c in table.columns if c.info.source == "metric"]
     ids: list[str] = []
@@ -128,34 +145,72 @@ def render_listen(table: Table, linker: AudioLinker, report_href: str = "index.h
         for record in row.run.records:
             first_record.setdefault(str(record["id"]), (row.run, record))
     values = {}  # (row index, column key) -> per-utterance array in the aggregate's units
+    draw_values = {}  # (row index, column key) -> (items, draws) array
     for j, row in enumerate(rows):
         for column in columns:
             if row.run.metrics.get(column.metric) is not None and row.cells.get(column.key) is not None \
                     and row.cells[column.key].status != "absent":
                 values[(j, column.key)] = per_utterance(row.run, column.metric)
+                draw_values[(j, column.key)] = per_draw(row.run, column.metric)
     decimals = {}
     for column in columns:
         arrays = [v for (j, k), v in values.items() if k == column.key]
         finite = np.concatenate(arrays)[np.isfinite(np.concatenate(arrays))] if arrays else np.array([])
         decimals[column.key] = decimals_for([float(np.median(np.abs(finite)))] if finite.size else [], [])
+    max_draws = max((row.run.n_draws for row in rows), default=1)
+
+    def metric_lines(j: int, run, index: int, draw: int | None) -> list[str]:
+        parts = []
+        for column in columns:
+            if (j, column.key) not in values:
+                continue
+            if draw is None:
+                v = values[(j, column.key)][index]
+                reason = run.reasons[column.metric][index]
+            else:
+                v = draw_values[(j, column.key)][index, draw]
+                reason = run.draw_reasons[column.metric][index][draw]
+            if math.isfinite(v):
+                parts.append(f'<span class="m">{esc(column.title)} <b>{fmt(v, decimals[column.key])}</b>'
+                             f'{" " + esc(column.unit) if column.unit == "%" else ""}</span>')
+            else:
+                reason = reason or "no value"
+                parts.append(f'<span class="m fail" title="{esc(reason)}">{esc(column.title)} — '
+                             f'{esc(reason[:40])}</span>')
+        return parts
 
     keys = [{"sys": j, "col": c.key, "dir": c.direction or "higher",
              "label": f"{row.name} — {c.title}"} for j, row in enumerate(rows) for c in columns
             if (j, c.key) in values]
     sort_values = []
-    has_prompt = any(rec.get("prompt_audio") for _, rec in first_record.values())
+    records = [rec for _, rec in first_record.values()]
+    has_prompt = any(rec.get("prompt_audio") for rec in records)
+    has_reference = any(rec.get("reference_audio") for rec in records)
+    categories = list(dict.fromkeys(str(rec.get("category")) for rec in records if rec.get("category")))
     body = []
     for i, item_id in enumerate(ids):
         run0, rec0 = first_record[item_id]
-        ref_path = resolve_audio(run0, rec0.get("reference_audio"))
         who = " · ".join(str(x) for x in (rec0.get("speaker"), rec0.get("language")) if x)
-        cells = [f'<td class="utt"><span class="id">{esc(item_id)}</span>'
-                 f'<span class="text">{esc(rec0.get("text") or "")}</span>'
-                 f'<span class="small">{esc(who)}</span></td>',
-                 f'<td>{_player(linker.href(ref_path, "reference"), ref_path, "reference")}</td>']
+        text = rec0.get("text") or ""
+        spoken = rec0.get("spoken_text")
+        category = rec0.get("category")
+        utt = [f'<span class="id">{esc(item_id)}</span>',
+               f'<span class="text">{esc(text)}</span>']
+        if spoken and spoken != text:
+            utt.append(f'<span class="spoken" title="spoken form: what WER is scored against">'
+                       f'spoken: {esc(spoken)}</span>')
+        if category:
+            utt.append(f'<span class="chip cat">{esc(category)}</span> ')
+        utt.append(f'<span class="small">{esc(who)}</span>')
+        cells = [f'<td class="utt">{"".join(utt)}</td>']
+        if has_reference:
+            ref_path = resolve_audio(run0, rec0.get("reference_audio"))
+            cells.append(f'<td class="ref">{_player(linker.href(ref_path, "reference"), ref_path, "reference")}</td>')
         if has_prompt:
             prompt_path = resolve_audio(run0, rec0.get("prompt_audio"))
-            cells.append(f'<td>{_player(linker.href(prompt_path, "prompt"), prompt_path, "prompt")}</td>')
+            cells.append(f'<td class="prompt">{_player(linker.href(prompt_path, "prompt"), prompt_path, "prompt")}'
+                         + (f'<span class="small">{esc(rec0.get("prompt_text"))}</span>'
+                            if rec0.get("prompt_text") else "") + "</td>")
         row_values = []
         for j, row in enumerate(rows):
             run = row.run
@@ -163,52 +218,71 @@ def render_listen(table: Table, linker: AudioLinker, report_href: str = "index.h
             if index is None:
                 cells.append(f'<td data-sys="{j}"><span class="small">not run on this utterance</span></td>')
             else:
-                record = run.records[index]
-                out_path = resolve_audio(run, record.get("output_audio"))
-                parts = [_player(linker.href(out_path, run.label), out_path, "output")
-                         if record.get("status", "ok") == "ok" else
-                         f'<span class="err">system error: {esc(record.get("error") or "unknown")}</span>']
-                for column in columns:
-                    if (j, column.key) not in values:
-                        continue
-                    v = values[(j, column.key)][index]
-                    if math.isfinite(v):
-                        parts.append(f'<span class="m">{esc(column.title)} <b>{fmt(v, decimals[column.key])}</b>'
-                                     f'{" " + esc(column.unit) if column.unit == "%" else ""}</span>')
+                parts = []
+                multi = run.n_draws > 1
+                by_draw = {int(r.get("draw") or 0): r for r in run.draw_records[index]} \
+                    if run.draw_records else {run.draws[0]: run.records[index]}
+                for k, draw in enumerate(run.draws):
+                    record = by_draw.get(draw)
+                    block = [f'<span class="draw">draw {draw}</span>'] if multi else []
+                    if record is None:
+                        block.append('<span class="small">this draw was not run</span>')
+                    elif record.get("status", "ok") == "ok":
+                        out_path = resolve_audio(run, record.get("output_audio"))
+                        block.append(_player(linker.href(out_path, run.label), out_path, "output",
+                                             f' class="out" data-sys="{j}" data-draw="{draw}"'))
                     else:
-                        reason = run.reasons[column.metric][index] or "no value"
-                        parts.append(f'<span class="m fail" title="{esc(reason)}">{esc(column.title)} — '
-                                     f'{esc(reason[:40])}</span>')
+                        block.append(f'<span class="err">system error: {esc(record.get("error") or "unknown")}'
+                                     "</span>")
+                    if record is not None:
+                        block += metric_lines(j, run, index, k if multi else None)
+                    parts.append(f'<div class="dblock">{"".join(block)}</div>' if multi else "".join(block))
+                if multi:
+                    mean = metric_lines(j, run, index, None)
+                    if mean:
+                        parts.append(f'<div class="dmean"><span class="draw">mean of {run.n_draws} draws</span>'
+                                     f'{"".join(mean)}</div>')
                 cells.append(f'<td data-sys="{j}">{"".join(parts)}</td>')
             for column in columns:
                 if (j, column.key) in values:
                     v = values[(j, column.key)][index] if index is not None else math.nan
                     row_values.append(float(v) if math.isfinite(v) else None)
         sort_values.append(row_values)
-        body.append(f'<tr data-i="{i}">{"".join(cells)}</tr>')
+        body.append(f'<tr data-i="{i}" data-cat="{esc(category or "")}">{"".join(cells)}</tr>')
 
-    head = ["<th>Utterance</th>", "<th>Reference</th>"] + (["<th>Prompt</th>"] if has_prompt else [])
+    head = ["<th>Utterance</th>"] + (["<th>Reference</th>"] if has_reference else []) \
+        + (["<th>Prompt</th>"] if has_prompt else [])
     for j, row in enumerate(rows):
         sub = f'<div class="unit">{esc(row.name)}</div>' if row.name != row.run.system else ""
+        if row.run.n_draws > 1:
+            sub += f'<div class="unit">{row.run.n_draws} draws</div>'
         head.append(f'<th data-sys="{j}">{esc(row.run.system)}{sub}</th>')
     options = ['<option value="-1">utterance order</option>'] + [
         f'<option value="{k}"{" selected" if k == 0 else ""}>{esc(key["label"])}</option>'
         for k, key in enumerate(keys)]
     toggles = "".join(f'<label><input type="checkbox" class="sys" value="{j}" checked> {esc(row.name)}</label>'
                       for j, row in enumerate(rows))
+    category_filter = ""
+    if categories:
+        category_filter = ('<label>Category <select id="category"><option value="">all</option>'
+                           + "".join(f'<option value="{esc(c)}">{esc(c)}</option>' for c in categories)
+                           + "</select></label>")
     hide_css = "".join(f".hide-s{j} [data-sys=\"{j}\"]{{display:none}}" for j in range(len(rows)))
+    draws_note = (f" · every draw of each utterance is shown (up to {max_draws} per system); sorting uses the "
+                  "mean over an utterance's draws" if max_draws > 1 else "")
     body_html = (
         f"<style>{LISTEN_CSS}{hide_css}</style>"
         f"<h1>Listening page — {esc(table.title)}</h1>"
         f'<p class="meta"><a href="{esc(report_href)}">← back to the report</a> · {len(ids)} utterances · '
-        f"{len(rows)} systems · metric values per utterance in each metric's aggregate units</p>"
+        f"{len(rows)} systems · metric values per utterance in each metric's aggregate units{draws_note}</p>"
         f'<div class="controls"><label>Sort by <select id="sortkey">{"".join(options)}</select></label>'
         f'<label>Order <select id="order"><option value="worst" selected>worst first (failures first)</option>'
-        f'<option value="best">best first</option></select></label>'
+        f'<option value="best">best first</option></select></label>{category_filter}'
         f'<span class="syslist">Show: {toggles}</span></div>'
         f'<div class="scroll"><table class="listen" id="listen"><thead><tr>{"".join(head)}</tr></thead>'
         f'<tbody>{"".join(body)}</tbody></table></div>')
-    if not any(rec.get("output_audio") for row in rows for rec in row.run.records):
+    if not any(rec.get("output_audio") for row in rows for group in (row.run.draw_records or [row.run.records])
+               for rec in group):
         notice = ('<div class="notes" role="note">No system output was saved in these runs (set '
                   "<code>save_audio: true</code> in the suite to listen to outputs); metrics are shown per "
                   "utterance.</div>")

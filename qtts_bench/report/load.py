@@ -3,6 +3,12 @@
 A run folder holds run.json, items.jsonl and summary.json. Problems that do not make a run
 unreadable (truncated last line, missing summary, unfinished run) become visible ``notes``;
 a different schema version is refused with :class:`IncompatibleResults`.
+
+Draws (a suite's ``samples: N``): items.jsonl then holds N records per item, told apart by
+``draw``. Everything the tables pair or bootstrap is per *item*: a mean metric's item value is
+the mean over the draws that scored, a ratio metric's item stats are summed over those draws
+(so the corpus value is the pooled ratio). The per-draw values stay available
+(``draw_values`` / ``draw_stats``) for the spread across draws and the listening page.
 """
 
 from __future__ import annotations
@@ -77,8 +83,14 @@ class MetricInfo:
 class Run:
     """One dataset x system x grid point, read from its folder.
 
-    Per-metric arrays are aligned with ``ids``: ``values[key]`` is float64 with NaN where the
-    metric has no value (its reason in ``reasons[key]``); ``stats[key][name]`` likewise.
+    Per-metric arrays are aligned with ``ids`` (one entry per item): ``values[key]`` is float64
+    with NaN where the metric has no value (its reason in ``reasons[key]``); ``stats[key][name]``
+    likewise. ``records`` holds one record per item (its lowest draw), aligned with ``ids``.
+
+    With several draws per item, ``values`` / ``stats`` are the per-item collapse (mean over the
+    draws that scored; ratio stats summed over them), ``draws`` lists the draw numbers present,
+    ``draw_records[i]`` the item's records by draw, and ``draw_values[key]`` /
+    ``draw_stats[key][name]`` are (items, draws) arrays, NaN where that draw has no value.
     """
 
     path: Path
@@ -101,6 +113,17 @@ class Run:
     n_system_errors: int
     notes: list[str] = field(default_factory=list)
     name: str = ""  # unique display name within a report
+    draws: list[int] = field(default_factory=lambda: [0])
+    samples: int = 1  # draws per item the suite asked for
+    draw_records: list[list[dict]] = field(default_factory=list)
+    draw_values: dict[str, np.ndarray] = field(default_factory=dict)
+    draw_stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    draw_reasons: dict[str, list[list]] = field(default_factory=dict)
+    n_records: int = 0  # (item, draw) records read
+
+    @property
+    def n_draws(self) -> int:
+        return len(self.draws)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -177,7 +200,7 @@ def read_run(folder: Path, source: str = "") -> Run:
             "qtts-bench release.")
     notes: list[str] = []
     summary = _read_summary(folder, notes)
-    records = _read_records(folder / "items.jsonl", notes)
+    flat = _read_records(folder / "items.jsonl", notes)
 
     run_section = run_json.get("run") or {}
     dataset_section = run_json.get("dataset") or {}
@@ -188,30 +211,73 @@ def read_run(folder: Path, source: str = "") -> Run:
 
     metrics = {key: MetricInfo.from_run_json(key, meta or {})
                for key, meta in (run_json.get("metrics") or {}).items()}
-    ids = [str(r["id"]) for r in records]
-    values, reasons, stats = {}, {}, {}
+    flat_values, flat_reasons, flat_stats = {}, {}, {}
     for key, info in metrics.items():
-        values[key], reasons[key], stats[key] = _metric_arrays(records, key, info)
-    _add_system_columns(run_json, records, metrics, values, reasons, stats)
+        flat_values[key], flat_reasons[key], flat_stats[key] = _metric_arrays(flat, key, info)
+    _add_system_columns(run_json, flat, metrics, flat_values, flat_reasons, flat_stats)
 
+    # (item, draw) layout: one row per item id (first-seen order), one column per draw number
+    ids: list[str] = []
+    row_of: dict[str, int] = {}
+    for record in flat:
+        row_of.setdefault(str(record["id"]), len(row_of))
+    ids = list(row_of)
+    draws = sorted({_draw(r) for r in flat}) or [0]
+    col_of = {d: j for j, d in enumerate(draws)}
+    rows = np.array([row_of[str(r["id"])] for r in flat], dtype=np.int64)
+    cols = np.array([col_of[_draw(r)] for r in flat], dtype=np.int64)
+    draw_records: list[list[dict]] = [[] for _ in ids]
+    for record in sorted(flat, key=_draw):
+        draw_records[row_of[str(record["id"])]].append(record)
+    records = [group[0] for group in draw_records]
+    values, reasons, stats = {}, {}, {}
+    draw_values, draw_stats, draw_reasons = {}, {}, {}
+    partly_failed: dict[str, tuple[int, int]] = {}
+    for key in metrics:
+        draw_values[key] = _scatter(flat_values[key], rows, cols, len(ids), len(draws))
+        draw_stats[key] = {name: _scatter(arr, rows, cols, len(ids), len(draws))
+                           for name, arr in flat_stats[key].items()}
+        grid: list[list] = [[None] * len(draws) for _ in ids]
+        for reason, i, j in zip(flat_reasons[key], rows, cols):
+            grid[i][j] = reason
+        draw_reasons[key] = grid
+        values[key], stats[key], reasons[key], partial = _collapse(draw_values[key], draw_stats[key], grid)
+        if partial[0]:
+            partly_failed[key] = partial
+
+    samples = _declared_samples(run_json, summary)
     n_items = dataset_section.get("n_items")
     if n_items is None and summary:
         n_items = summary.get("n_items")
-    n_errors = sum(1 for r in records if r.get("status") != "ok")
-    if not records:
+    n_errors = sum(1 for r in flat if r.get("status") != "ok")
+    expected_draws = max(samples, len(draws))
+    if not flat:
         notes.append("no utterances recorded (items.jsonl missing or empty)")
-    elif n_items is not None and len(records) < n_items:
-        notes.append(f"partial: {len(records)} of {n_items} utterances done")
+    elif n_items is not None and len(ids) < n_items:
+        notes.append(f"partial: {len(ids)} of {n_items} utterances done"
+                     + (f" ({len(flat)} of {n_items * expected_draws} draws)" if expected_draws > 1 else ""))
+    elif expected_draws > 1 and len(flat) < len(ids) * expected_draws:
+        notes.append(f"partial: {len(flat)} of {len(ids) * expected_draws} draws done "
+                     f"({expected_draws} per utterance)")
     if not run_json.get("finished") or summary is None:
         notes.append("unfinished: run.json has no end time or summary.json is missing "
                      "(interrupted or still running)")
     if n_errors:
-        notes.append(f"system failed on {n_errors} utterance(s)")
+        if len(draws) > 1:
+            n_err_items = len({str(r["id"]) for r in flat if r.get("status") != "ok"})
+            notes.append(f"system failed on {n_errors} draw(s) of {n_err_items} utterance(s)")
+        else:
+            notes.append(f"system failed on {n_errors} utterance(s)")
+    for key, (n_failed_draws, n_affected) in partly_failed.items():
+        notes.append(f"{key}: {n_failed_draws} draw(s) failed on {n_affected} utterance(s) whose other draws "
+                     "scored; those utterances count with the mean of their scored draws")
     return Run(path=folder, source=source, suite=str(suite), dataset=str(dataset),
                label=str(label), system=str(system), params=dict(run_section.get("params") or {}),
                axes=dict(run_section.get("axes") or {}), metrics=metrics, run_json=run_json,
                summary=summary, ids=ids, records=records, values=values, reasons=reasons,
-               stats=stats, n_items=n_items, n_system_errors=n_errors, notes=notes, name=str(label))
+               stats=stats, n_items=n_items, n_system_errors=n_errors, notes=notes, name=str(label),
+               draws=draws, samples=samples, draw_records=draw_records, draw_values=draw_values,
+               draw_stats=draw_stats, draw_reasons=draw_reasons, n_records=len(flat))
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
@@ -271,8 +337,73 @@ def _read_summary(folder: Path, notes: list[str]) -> dict | None:
     return summary
 
 
+def _draw(record: dict) -> int:
+    """A record's draw number (0 when the run made one draw per item)."""
+    try:
+        return int(record.get("draw") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _declared_samples(run_json: dict, summary: dict | None) -> int:
+    resolved = (run_json.get("suite") or {}).get("resolved") or {}
+    for value in (resolved.get("samples") if isinstance(resolved, dict) else None,
+                  (summary or {}).get("samples")):
+        try:
+            if value is not None and int(value) >= 1:
+                return int(value)
+        except (TypeError, ValueError):
+            continue
+    return 1
+
+
+def _scatter(flat: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int, d: int) -> np.ndarray:
+    out = np.full((n, d), np.nan)
+    if flat.size:
+        out[rows, cols] = flat
+    return out
+
+
+def _collapse(values: np.ndarray, stats: dict[str, np.ndarray], reasons: list[list]):
+    """(items, draws) -> per item: mean over the draws that scored; ratio stats summed over them.
+
+    An item whose draws all failed has no value (reason: its first draw's, or each draw's when
+    they differ). Stats of a scored draw that lack a number make the item's sum NaN (no stats).
+    Returns (values, stats, reasons, (failed draws of partly scored items, such items)).
+    With one draw this is the identity.
+    """
+    ok = np.isfinite(values)
+    count = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.where(ok, values, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
+    summed = {}
+    for name, arr in stats.items():
+        bad = (ok & ~np.isfinite(arr)).any(axis=1)
+        total = np.where(ok, np.nan_to_num(arr, nan=0.0), 0.0).sum(axis=1)
+        summed[name] = np.where((count > 0) & ~bad, total, np.nan)
+    if values.shape[1] == 1:  # bit-identical to the single-draw values
+        mean = values[:, 0].copy()
+        summed = {name: np.where(ok[:, 0], arr[:, 0], np.nan) for name, arr in stats.items()}
+    item_reasons: list = []
+    for i, row in enumerate(reasons):
+        if count[i]:
+            item_reasons.append(None)
+            continue
+        present = [r for r in row if r is not None]
+        distinct = list(dict.fromkeys(present))
+        if len(distinct) <= 1:
+            item_reasons.append(distinct[0] if distinct else "no draw recorded")
+        else:
+            item_reasons.append("; ".join(f"draw {j}: {r}" for j, r in enumerate(row) if r is not None))
+    present = np.array([[r is not None or ok[i, j] for j, r in enumerate(row)] for i, row in enumerate(reasons)],
+                       dtype=bool).reshape(values.shape)
+    partly = (count > 0) & ((present & ~ok).sum(axis=1) > 0)
+    n_failed_draws = int((present & ~ok)[partly].sum())
+    return mean, summed, item_reasons, (n_failed_draws, int(partly.sum()))
+
+
 def _read_records(path: Path, notes: list[str]) -> list[dict]:
-    """Parse items.jsonl; first record of an id wins; an unparsable last line is dropped."""
+    """Parse items.jsonl; first record of an (id, draw) wins; an unparsable last line is dropped."""
     if not path.is_file():
         return []
     lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
@@ -284,17 +415,17 @@ def _read_records(path: Path, notes: list[str]) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-            item_id = str(record["id"])
-        except (json.JSONDecodeError, KeyError, TypeError):
+            item_key = (str(record["id"]), _draw(record))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             if number == len(lines):
                 notes.append("last line of items.jsonl truncated (run interrupted); ignored")
             else:
                 corrupt.append(number)
             continue
-        if item_id in seen:
+        if item_key in seen:
             duplicates += 1
             continue
-        seen.add(item_id)
+        seen.add(item_key)
         records.append(record)
     if corrupt:
         notes.append(f"items.jsonl lines {corrupt[:5]}{'...' if len(corrupt) > 5 else ''} "

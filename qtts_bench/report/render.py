@@ -22,6 +22,7 @@ class ReportFiles:
     ablations: Path
     listen: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    by_category: Path | None = None  # written when records carry ``category``
 
 
 def write_report(paths: list[str | Path], out_dir: str | Path, options: ReportOptions | None = None, *,
@@ -45,6 +46,9 @@ def write_report(paths: list[str | Path], out_dir: str | Path, options: ReportOp
     csv_out.write_leaderboard(report, files.leaderboard)
     csv_out.write_columns(report, files.columns)
     csv_out.write_ablations(report, files.ablations)
+    files.by_category = csv_out.write_by_category(report, out / "by_category.csv")
+    if files.by_category is None and (out / "by_category.csv").is_file():
+        (out / "by_category.csv").unlink()  # stale, from an earlier report into this folder
 
     figures = {}
     if plots:
@@ -64,5 +68,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, options: ReportOp
             listen_pages[table.slug] = name
             files.listen.append(out / name)
     links = {"leaderboard.csv": "leaderboard.csv", "columns.csv": "columns.csv", "ablations.csv": "ablations.csv"}
+    if files.by_category is not None:
+        links["by_category.csv"] = "by_category.csv"
     files.index.write_text(render_index(report, figures, listen_pages, links, command, title), encoding="utf-8")
     return report, files

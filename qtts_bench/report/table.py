@@ -10,6 +10,12 @@ Rules (docs/reports.md):
   has a CI containing zero is marked tied.
 - Ablations: along a declared axis, consecutive levels are compared with paired per-utterance
   deltas; a verdict is given only where the CI excludes zero.
+- Draws (``samples: N``): the unit of pairing and resampling is the item; its value is the mean
+  over its scored draws (ratio metrics: stats summed over them), see ``load``. Each cell of a
+  run with several draws also carries the spread of the per-draw corpus values on the same
+  common items (:class:`DrawSpread`).
+- Categories: when records carry ``category``, every column is also broken down per category on
+  the column's common items (``category.py``).
 """
 
 from __future__ import annotations
@@ -75,6 +81,21 @@ class Column:
         return json.dumps(self.info.comparable(), sort_keys=True, default=str)
 
 
+@dataclass(frozen=True)
+class DrawSpread:
+    """The corpus value of each draw on the cell's common items (None where a draw scored none)."""
+
+    values: tuple
+    mean: float | None
+    std: float | None  # sample standard deviation (n - 1) across draws
+    min: float | None
+    max: float | None
+
+    @property
+    def n(self) -> int:
+        return sum(v is not None for v in self.values)
+
+
 @dataclass
 class Cell:
     """One run x one column. ``estimate`` is on the table's common utterances for the column."""
@@ -90,6 +111,7 @@ class Cell:
     tied: bool = False  # paired CI vs the best contains zero
     delta_to_best: Estimate | None = None
     failure_reasons: dict = field(default_factory=dict)
+    draws: DrawSpread | None = None  # runs with several draws per item
 
     @property
     def value(self) -> float | None:
@@ -149,6 +171,8 @@ class Table:
     notes: list[str]
     n_common: dict[str, int]
     ablations: list[Ablation] = field(default_factory=list)
+    common_ids: dict[str, list[str]] = field(default_factory=dict)  # column key -> common items
+    categories: object = None  # category.CategoryBreakdown when records carry ``category``
 
     @property
     def title(self) -> str:
@@ -231,16 +255,62 @@ def sample_for(run: Run, metric: str, ids: list[str]) -> Sample | None:
     return Sample(values)
 
 
-def per_utterance(run: Run, metric: str) -> np.ndarray:
-    """Per-utterance values in the aggregate's units (ratio metrics: num / den x scale), NaN = none."""
+def draw_sample(run: Run, metric: str, ids: list[str], draw_index: int) -> Sample | None:
+    """One draw's data for ``metric`` on those of ``ids`` that this draw scored (None: none / no stats)."""
     info = run.metrics[metric]
+    index = run.index
+    rows = np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
+    values = run.draw_values[metric][rows, draw_index]
+    keep = np.isfinite(values)
+    if not keep.any():
+        return None
     if info.aggregation == "ratio" and info.ratio:
         num_name, den_name, scale = info.ratio
-        num, den = run.stats[metric][num_name], run.stats[metric][den_name]
+        num = run.draw_stats[metric][num_name][rows, draw_index][keep]
+        den = run.draw_stats[metric][den_name][rows, draw_index][keep]
+        if not (np.isfinite(num).all() and np.isfinite(den).all()):
+            return None
+        return Sample(values[keep], num, den, float(scale))
+    return Sample(values[keep])
+
+
+def draw_spread(run: Run, metric: str, ids: list[str]) -> DrawSpread | None:
+    """Spread across draws of the corpus value on ``ids`` (None for a run with one draw)."""
+    if run.n_draws < 2 or not ids:
+        return None
+    values = []
+    for j in range(run.n_draws):
+        sample = draw_sample(run, metric, ids, j)
+        value = sample.statistic() if sample is not None else None
+        values.append(float(value) if value is not None and math.isfinite(value) else None)
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return DrawSpread(tuple(values), None, None, None, None)
+    mean = sum(kept) / len(kept)
+    std = math.sqrt(sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)) if len(kept) > 1 else None
+    return DrawSpread(tuple(values), mean, std, min(kept), max(kept))
+
+
+def _in_units(info: MetricInfo, values: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    if info.aggregation == "ratio" and info.ratio:
+        num_name, den_name, scale = info.ratio
+        num, den = stats[num_name], stats[den_name]
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(den > 0, num / den * float(scale), np.nan)
-        return np.where(np.isfinite(run.values[metric]), out, np.nan)
-    return run.values[metric]
+        return np.where(np.isfinite(values), out, np.nan)
+    return values
+
+
+def per_utterance(run: Run, metric: str) -> np.ndarray:
+    """Per-utterance values in the aggregate's units (ratio metrics: num / den x scale), NaN = none.
+
+    With several draws: the item's value (mean over its scored draws; ratio: summed stats)."""
+    return _in_units(run.metrics[metric], run.values[metric], run.stats[metric])
+
+
+def per_draw(run: Run, metric: str) -> np.ndarray:
+    """(items, draws) values in the aggregate's units, NaN where that draw has no value."""
+    return _in_units(run.metrics[metric], run.draw_values[metric], run.draw_stats[metric])
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -252,8 +322,10 @@ def _build_table(suite, dataset, runs, columns, run_columns, split_notes, option
     rows = [Row(run, names[id(run)], {}) for run in runs]
     notes: list[str] = []
     n_common: dict[str, int] = {}
+    common_ids: dict[str, list[str]] = {}
     for column in table_columns:
-        n_common[column.key] = _fill_column(column, rows, run_columns, options, notes)
+        common_ids[column.key] = _fill_column(column, rows, run_columns, options, notes)
+        n_common[column.key] = len(common_ids[column.key])
     notes = _merge_common_notes(notes)
     for metric, note in split_notes.items():
         if any(c.metric == metric for c in table_columns):
@@ -265,12 +337,23 @@ def _build_table(suite, dataset, runs, columns, run_columns, split_notes, option
     if len(hashes) > 1:
         notes.append("runs were made on different versions of this dataset (items_sha256 differ); "
                      "utterances are paired by id")
-    table = Table(suite, dataset, table_columns, rows, notes, n_common)
+    draws = {r.n_draws for r in runs}
+    if len(draws) > 1 or (draws and max(draws) > 1):
+        notes.append("draws: " + ", ".join(f"{row.name} {row.run.n_draws}" for row in rows)
+                     + " per utterance; each utterance counts once, with the mean over its draws "
+                     "(ratio metrics: statistics summed over draws); ± is the standard deviation of "
+                     "the per-draw corpus values")
+    table = Table(suite, dataset, table_columns, rows, notes, n_common, common_ids=common_ids)
     table.ablations = _ablations(table, run_columns, options)
+    from .category import build_categories  # category builds on this module
+
+    table.categories = build_categories(table, options)
+    if table.categories is not None:
+        table.notes.extend(table.categories.notes)
     return table
 
 
-def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -> int:
+def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -> list[str]:
     key, direction = column.key, column.direction
     members = [row for row in rows if run_columns[id(row.run)].get(column.metric) == key]
     for row in rows:
@@ -312,6 +395,7 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
             continue
         samples[id(row)] = sample
         cell.estimate = estimate
+        cell.draws = draw_spread(run, column.metric, common)
     _mark_best(column, rows, samples, options)
     if common and len(common) < len(universe):
         missing = {row.name: len(universe - scored[id(row)]) for row in contributing
@@ -328,27 +412,33 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
         notes.append(f"{column.title}: {verb} in {', '.join(absent)}")
     if direction is None and column.info.source == "metric":
         notes.append(f"{column.title}: no direction declared in run.json; no best highlighted")
-    return len(common)
+    return common
 
 
 def _mark_best(column: Column, rows: list[Row], samples: dict[int, Sample], options) -> None:
-    if column.direction is None or not samples:
+    mark_best([(row.cells[column.key], samples[id(row)]) for row in rows if id(row) in samples],
+              column.direction, options)
+
+
+def mark_best(entries: list[tuple[Cell, Sample]], direction: str | None, options) -> None:
+    """Flag the best cell(s) by ``direction``; cells whose paired CI vs the best contains 0 are tied.
+
+    ``entries``: (cell with an estimate, its sample on the same utterances as every other entry).
+    """
+    if direction is None or not entries:
         return
-    scored_rows = [row for row in rows if id(row) in samples]
-    sign = 1.0 if column.direction == "higher" else -1.0
-    best_value = max(sign * row.cells[column.key].value for row in scored_rows)
-    best_rows = [row for row in scored_rows if sign * row.cells[column.key].value == best_value]
-    reference = samples[id(best_rows[0])]
-    for row in scored_rows:
-        cell = row.cells[column.key]
-        if row in best_rows:
+    sign = 1.0 if direction == "higher" else -1.0
+    best_value = max(sign * cell.value for cell, _ in entries)
+    best = [i for i, (cell, _) in enumerate(entries) if sign * cell.value == best_value]
+    reference = entries[best[0]][1]
+    for i, (cell, sample) in enumerate(entries):
+        if i in best:
             cell.best = True
             continue
-        if len(scored_rows) > 1:
-            delta = paired_delta(reference, samples[id(row)], n_resamples=options.n_resamples,
-                                 level=options.level, seed=options.seed)
-            cell.delta_to_best = delta
-            cell.tied = delta.low is not None and not delta.excludes_zero
+        delta = paired_delta(reference, sample, n_resamples=options.n_resamples,
+                             level=options.level, seed=options.seed)
+        cell.delta_to_best = delta
+        cell.tied = delta.low is not None and not delta.excludes_zero
 
 
 # --- ablations -----------------------------------------------------------------------------
