@@ -48,14 +48,6 @@ SYSTEMS.register("flite", "qtts_bench.systems.tts_cli:FliteTTS",
 SYSTEMS.register("festival", "qtts_bench.systems.tts_cli:FestivalTTS",
                  "Festival text2wave (apt festival festvox-kallpc16k), English; voice kal_diphone, 16 kHz")
 
-# --- outside systems (TTS run elsewhere) -------------------------------------------------
-SYSTEMS.register("outputs", "qtts_bench.systems.outside:OutputsTTS",
-                 "pre-generated audio, <dir>/<id>.wav|.flac per item (seed-tts-eval layout); a missing file "
-                 "fails its utterance; no timing")
-SYSTEMS.register("command", "qtts_bench.systems.outside:CommandTTS",
-                 "your TTS command line per utterance from a template ({text}, {prompt_audio}, {out}...), "
-                 "no shell, timeout; timed")
-
 # --- metrics ------------------------------------------------------------------------------
 METRICS.register("pesq_wb", "qtts_bench.metrics.signal:PesqWB", "PESQ P.862.2 wide-band at 16 kHz (MOS-LQO)")
 METRICS.register("pesq_nb", "qtts_bench.metrics.signal:PesqNB", "PESQ P.862 narrow-band at 8 kHz (MOS-LQO)")
@@ -83,6 +75,9 @@ METRICS.register("codebook_entropy", "qtts_bench.metrics.codebook:CodebookEntrop
                  "token codecs: mean per-codebook entropy of an utterance's codes (bit/code)")
 METRICS.register("wer", "qtts_bench.metrics.asr.metric:Wer",
                  "corpus WER of the output (Σ errors / Σ ref words); Whisper base, whisper normaliser")
+METRICS.register("wer_min2", "qtts_bench.metrics.asr.metric:WerMin2",
+                 "corpus WER, per utterance the lower-error hypothesis of two ASR models (Whisper base + "
+                 "tiny.en by default, param second_model); whisper normaliser")
 METRICS.register("wer_utt_mean", "qtts_bench.metrics.asr.metric:WerUttMean",
                  "mean per-utterance WER (seed-tts-eval), seedtts normaliser")
 METRICS.register("cer", "qtts_bench.metrics.asr.metric:Cer", "corpus CER of the output (zh/ja by character)")

@@ -165,9 +165,12 @@ def test_settings_record_model_identity_and_decoding():
 
 def test_unknown_parameter_is_a_config_error():
     from qtts_bench.errors import ConfigError
+    from qtts_bench.suite import check_params
 
-    with pytest.raises(ConfigError, match="beam"):
+    with pytest.raises(TypeError, match="beam"):  # explicit keyword parameters, no **kwargs
         Wer(beam=5)
+    with pytest.raises(ConfigError, match="did you mean 'beam_size'"):  # what suite validation reports
+        check_params(Wer, {"beam": 5}, "metrics.wer.params")
     with pytest.raises(ConfigError, match="normaliser"):
         Wer(normalizer="nope")
 

@@ -5,7 +5,12 @@ Each backend loads one Whisper model and exposes the same three operations, so t
 
 * ``detect_language(segments) -> list[str]``: language code per segment (multilingual models);
 * ``decode(segments, languages) -> list[str]``: one text per segment, batched, deterministic
-  (temperature 0, no fallback, no previous-text conditioning, no timestamps);
+  (temperature 0, no fallback, no previous-text conditioning, no timestamps). The backends call
+  the model's ``generate`` directly, not faster-whisper's ``transcribe()``, so there is no
+  temperature fallback (``transcribe()`` would re-decode a segment that fails its compression /
+  log-prob checks by *sampling* at 0.2, 0.4, … without a seed: not repeatable);
+  ``no_repeat_ngram_size`` and ``repetition_penalty`` (off by default) curb Whisper's loops on
+  repetitive text (faster-whisper and transformers backends; openai-whisper has neither);
 * ``supported_languages``: codes the model can transcribe.
 
 Libraries are imported in ``load()`` only. Backends: ``faster-whisper`` (CTranslate2; default),
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import ClassVar
 
 import numpy as np
 
@@ -59,15 +65,30 @@ class DecodeOptions:
     suppress_blank: bool = True
     length_penalty: float = 1.0
     max_new_tokens: int | None = None
+    no_repeat_ngram_size: int = 0  # 0 = off; n > 0 forbids any token n-gram from occurring twice
+    repetition_penalty: float = 1.0  # 1 = off; > 1 divides the scores of already generated tokens
+
+    # Added after transcripts were first cached: left out of the cache key at these no-op
+    # values, so transcripts cached before they existed stay valid (they are the same).
+    LATE_FIELDS: ClassVar[dict] = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def cache_dict(self) -> dict:
+        """The transcript cache key's decode part (``as_dict`` minus late fields at their no-op value)."""
+        return {k: v for k, v in asdict(self).items() if not (k in self.LATE_FIELDS and v == self.LATE_FIELDS[k])}
+
+    @property
+    def uses_repetition_controls(self) -> bool:
+        return self.no_repeat_ngram_size != 0 or self.repetition_penalty != 1.0
 
 
 class Backend:
     """Base class; subclasses implement load/detect_language/decode."""
 
     name: str = ""
+    repetition_controls: bool = True  # supports DecodeOptions.no_repeat_ngram_size / repetition_penalty
 
     def __init__(self, model: ResolvedModel, device: str = "cpu", compute_type: str = "auto", cpu_threads: int = 0):
         self.model, self.device, self.cpu_threads = model, device, cpu_threads
@@ -156,6 +177,7 @@ class FasterWhisperBackend(Backend):
         results = self._whisper.model.generate(
             encoded, prompts, beam_size=options.beam_size, patience=1, length_penalty=options.length_penalty,
             max_length=max_length, suppress_blank=options.suppress_blank,
+            no_repeat_ngram_size=options.no_repeat_ngram_size, repetition_penalty=options.repetition_penalty,
             suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])), **sampling)
         return [tok.decode([t for t in r.sequences_ids[0] if t < tok.eot]).strip()
                 for tok, r in zip(tokenizers, results)]
@@ -171,6 +193,7 @@ class OpenAIWhisperBackend(Backend):
     """openai-whisper ``.pt`` checkpoints; fp16 on CUDA, fp32 on CPU."""
 
     name = "openai-whisper"
+    repetition_controls = False  # whisper.DecodingOptions has no n-gram blocking or repetition penalty
 
     def load(self) -> None:
         whisper = import_or_extra("whisper", "openai-whisper")
@@ -268,12 +291,16 @@ class TransformersWhisperBackend(Backend):
         out: list[str | None] = [None] * len(segments)
         for lang in dict.fromkeys(languages):
             idx = [i for i, code in enumerate(languages) if code == lang]
-            kwargs = dict(num_beams=options.beam_size, do_sample=options.temperature > 0,
-                          length_penalty=options.length_penalty, return_timestamps=not options.without_timestamps)
+            kwargs = {"num_beams": options.beam_size, "do_sample": options.temperature > 0,
+                      "length_penalty": options.length_penalty, "return_timestamps": not options.without_timestamps}
             if options.temperature > 0:
                 kwargs["temperature"] = options.temperature
             if options.max_new_tokens is not None:
                 kwargs["max_new_tokens"] = options.max_new_tokens
+            if options.no_repeat_ngram_size:
+                kwargs["no_repeat_ngram_size"] = options.no_repeat_ngram_size
+            if options.repetition_penalty != 1.0:
+                kwargs["repetition_penalty"] = options.repetition_penalty
             if self.multilingual:
                 kwargs.update(language=lang, task="transcribe")
             with self._torch.inference_mode():

@@ -157,7 +157,7 @@ def _backend_cache(backend: str, model: str) -> Path | None:
         return None
     try:
         return Path(snapshot_download(HF_REPOS[backend](model), local_files_only=True))
-    except Exception:  # not cached (LocalEntryNotFoundError), bad name, offline
+    except Exception:  # noqa: BLE001 -- not cached (LocalEntryNotFoundError), bad name, offline
         return None
 
 

@@ -24,11 +24,22 @@ import numpy as np
 from ...audio import Audio, AudioError, check_usable
 from ...cache import ResultCache, audio_key
 from ...errors import ConfigError, MetricFailure
-from .backends import SAMPLE_RATE, SEGMENT_SECONDS, Backend, DecodeOptions, get_backend, import_or_extra
+from .backends import (
+    BACKEND_CLASSES,
+    SAMPLE_RATE,
+    SEGMENT_SECONDS,
+    Backend,
+    DecodeOptions,
+    get_backend,
+    import_or_extra,
+)
 from .models import BACKENDS, ResolvedModel, resolve_model
 from .normalize import canonical_language
 
 CACHE_VERSION = 1
+DECODE_FALLBACK = ("none: each segment is decoded once at the given temperature (0 = greedy / beam, no "
+                   "sampling); no temperature fallback, no compression-ratio or log-prob re-decoding, so "
+                   "transcripts are repeatable")
 _MEMO: dict[tuple[str, str], dict] = {}  # (settings digest, audio+language key) -> transcript dict
 _MEMO_LIMIT = 200_000
 
@@ -53,14 +64,23 @@ class Transcriber:
                  compute_type: str = "auto", cpu_threads: int = 0, beam_size: int = 1,
                  vad_filter: bool | None = None, vad_parameters: dict | None = None, batch_size: int = 8,
                  min_seconds: float = 0.1, max_new_tokens: int | None = None, cache: bool = True,
-                 download: bool = False):
+                 download: bool = False, no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0):
         if backend not in BACKENDS:
             raise ConfigError(f"unknown ASR backend '{backend}' (choose from {', '.join(BACKENDS)})")
         if int(beam_size) < 1 or int(batch_size) < 1:
             raise ConfigError("ASR beam_size and batch_size must be >= 1")
+        if int(no_repeat_ngram_size) < 0 or int(no_repeat_ngram_size) != no_repeat_ngram_size:
+            raise ConfigError(f"ASR no_repeat_ngram_size must be an integer >= 0 (0 = off), not {no_repeat_ngram_size!r}")
+        if not float(repetition_penalty) > 0:
+            raise ConfigError(f"ASR repetition_penalty must be > 0 (1 = off), not {repetition_penalty!r}")
         self.backend_name, self.model_name = backend, str(model)
         self.device, self.compute_type, self.cpu_threads = device, compute_type, int(cpu_threads)
-        self.options = DecodeOptions(beam_size=int(beam_size), max_new_tokens=max_new_tokens)
+        self.options = DecodeOptions(beam_size=int(beam_size), max_new_tokens=max_new_tokens,
+                                     no_repeat_ngram_size=int(no_repeat_ngram_size),
+                                     repetition_penalty=float(repetition_penalty))
+        if self.options.uses_repetition_controls and not BACKEND_CLASSES[backend].repetition_controls:
+            raise ConfigError(f"ASR backend '{backend}' does not support no_repeat_ngram_size / repetition_penalty "
+                              "(use faster-whisper or transformers)")
         self.vad_filter = (backend == "faster-whisper") if vad_filter is None else bool(vad_filter)
         self.vad_parameters = dict(vad_parameters or {})
         self.batch_size, self.min_seconds = int(batch_size), float(min_seconds)
@@ -106,7 +126,7 @@ class Transcriber:
                 "compute_type": backend.compute_type if backend else self.compute_type,
                 "device_type": (self.device or "cpu").split(":")[0],
                 "libraries": backend.info()["libraries"] if backend else None,
-                "decode": self.options.as_dict(), "vad": self.vad_options(),
+                "decode": self.options.cache_dict(), "vad": self.vad_options(),
                 "segmenting": f"<= {SEGMENT_SECONDS:g} s segments decoded independently, texts joined with a space",
                 "min_seconds": self.min_seconds}
 
@@ -119,7 +139,8 @@ class Transcriber:
         model = self.resolve().describe()
         info = self.backend.info() if self.backend else {"backend": self.backend_name}
         return {**info, "model": model, "compute_type": info.get("compute_type", self.compute_type),
-                "decode": self.options.as_dict(), "vad_filter": self.vad_filter, "vad": self.vad_options(),
+                "decode": self.options.as_dict(), "decode_fallback": DECODE_FALLBACK,
+                "vad_filter": self.vad_filter, "vad": self.vad_options(),
                 "min_seconds": self.min_seconds, "segmenting": self.cache_settings()["segmenting"]}
 
     # ------------------------------------------------------------------ transcription
@@ -179,7 +200,11 @@ class Transcriber:
 
     def _segments(self, samples: np.ndarray) -> list[np.ndarray]:
         if self.vad_filter:
-            from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+            from faster_whisper.vad import (
+                VadOptions,
+                collect_chunks,
+                get_speech_timestamps,
+            )
 
             speech = get_speech_timestamps(samples, VadOptions(**self.vad_options()), sampling_rate=SAMPLE_RATE)
             if not speech:
