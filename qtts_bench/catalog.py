@@ -48,6 +48,14 @@ SYSTEMS.register("flite", "qtts_bench.systems.tts_cli:FliteTTS",
 SYSTEMS.register("festival", "qtts_bench.systems.tts_cli:FestivalTTS",
                  "Festival text2wave (apt festival festvox-kallpc16k), English; voice kal_diphone, 16 kHz")
 
+# --- outside systems (TTS run elsewhere) -------------------------------------------------
+SYSTEMS.register("outputs", "qtts_bench.systems.outside:OutputsTTS",
+                 "pre-generated audio, <dir>/<id>.wav|.flac per item (seed-tts-eval layout); a missing file "
+                 "fails its utterance; no timing")
+SYSTEMS.register("command", "qtts_bench.systems.outside:CommandTTS",
+                 "your TTS command line per utterance from a template ({text}, {prompt_audio}, {out}...), "
+                 "no shell, timeout; timed")
+
 # --- metrics ------------------------------------------------------------------------------
 METRICS.register("pesq_wb", "qtts_bench.metrics.signal:PesqWB", "PESQ P.862.2 wide-band at 16 kHz (MOS-LQO)")
 METRICS.register("pesq_nb", "qtts_bench.metrics.signal:PesqNB", "PESQ P.862 narrow-band at 8 kHz (MOS-LQO)")

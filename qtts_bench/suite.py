@@ -192,10 +192,86 @@ def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
     return entries
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Parse a suite file and its includes, checking structure and types (no registry imports)."""
+# ------------------------------------------------------------------------------- --set overrides
+def parse_override(text: str, where: str = "--set") -> tuple[list[str], object]:
+    """``"systems.x.params.dir=/data"`` -> (["systems", "x", "params", "dir"], "/data").
+
+    The value is read as YAML (``16000`` is a number, ``true`` a boolean, ``[1, 2]`` a list,
+    ``'"on"'`` the string "on"; an empty value is null).
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{where} {text!r}: expected KEY.PATH=VALUE, e.g. "
+                          f"--set datasets.my_list.params.path=/data/meta.lst")
+    parts = key.strip().split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"{where} {text!r}: empty part in the key path '{key}'")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} {text!r}: the value is not valid YAML: {exc}") from None
+    return parts, parsed
+
+
+def _did_you_mean(name: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def apply_overrides(data: dict, overrides, path: Path | str = "") -> dict:
+    """Apply ``--set KEY.PATH=VALUE`` overrides to a resolved suite mapping (a new dict).
+
+    The first part must be a top-level key; under ``datasets``/``systems``/``metrics`` the
+    second part must be a label the suite already has, the third ``params`` or the entry's
+    registry key; below that keys are created as needed (parameter names are then checked by
+    validation). Errors name the override and the bad key.
+    """
+    data = copy.deepcopy(data)
+    prefix = f"{path}: " if path else ""
+    for text in overrides or ():
+        parts, value = parse_override(text)
+        where = f"{prefix}--set {text!r}"
+        top = parts[0]
+        if top == "include":
+            raise ConfigError(f"{where}: 'include' is resolved before overrides and cannot be set")
+        if top not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"{where}: unknown top-level key '{top}'{_did_you_mean(top, TOP_LEVEL_KEYS)}")
+        if top in ENTRY_KEYS and len(parts) >= 2:
+            entries = data.get(top) or {}
+            label = parts[1]
+            if label not in entries:
+                have = ", ".join(map(str, entries)) or "none"
+                raise ConfigError(f"{where}: no {top[:-1]} '{label}' in this suite"
+                                  f"{_did_you_mean(label, entries)} (it has: {have})")
+            allowed = ["params", ENTRY_KEYS[top]] + (["optional"] if top == "systems" else [])
+            if len(parts) >= 3 and parts[2] not in allowed:
+                raise ConfigError(f"{where}: {top}.{label}: unknown key '{parts[2]}'; "
+                                  f"allowed: {', '.join(map(repr, allowed))}")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                dotted = ".".join(parts[:depth + 1])
+                raise ConfigError(f"{where}: '{dotted}' is a {type(child).__name__} ({child!r}), "
+                                  f"not a mapping, so it has no key '{parts[depth + 1]}'")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
+    """Parse a suite file and its includes, checking structure and types (no registry imports).
+
+    ``overrides``: ``KEY.PATH=VALUE`` strings (the CLI's ``--set``), applied after includes and
+    before any check; the resolved suite (``Suite.raw``, stored in run.json) holds their result.
+    """
     path = Path(path)
     data, files = _resolve_includes(path)
+    data = apply_overrides(data, overrides, path)
     for key, value in data.items():
         if key not in TOP_LEVEL_KEYS:
             import difflib

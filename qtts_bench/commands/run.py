@@ -13,6 +13,9 @@ def configure(parser) -> None:
     parser.add_argument("--out", help="results root (default: the suite's `output`, else results/)")
     parser.add_argument("--jobs", type=int, help="worker processes (CPU; default: the suite's `jobs`, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",
+                        help="override one suite value after includes, e.g. "
+                             "--set datasets.d.params.path=/data/meta.lst (repeatable; VALUE is YAML)")
 
 
 def main(args) -> int:
@@ -25,7 +28,7 @@ def main(args) -> int:
         raise ConfigError("--limit must be >= 1")
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs must be >= 1")
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, args.overrides)
     if args.systems:
         suite.select_systems(args.systems)
     validated = validate_suite(suite)

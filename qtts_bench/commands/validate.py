@@ -5,12 +5,15 @@ from __future__ import annotations
 
 def configure(parser) -> None:
     parser.add_argument("suite", help="suite YAML file")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",
+                        help="override one suite value after includes, e.g. "
+                             "--set datasets.d.params.path=/data/meta.lst (repeatable; VALUE is YAML)")
 
 
 def main(args) -> int:
     from ..suite import load_suite, validate_suite
 
-    validated = validate_suite(load_suite(args.suite))
+    validated = validate_suite(load_suite(args.suite, args.overrides))
     suite = validated.suite
     n_items = sum(len(d.items) for d in validated.datasets.values())
     print(f"{suite.path}: OK — suite '{suite.name}': {len(validated.datasets)} dataset(s), "

@@ -138,7 +138,14 @@ def load_seedtts(path: str, language: str | None = None, name: str | None = None
     """
     meta = Path(path)
     if not meta.is_file():
-        raise ConfigError(f"seed-tts-eval list not found: {meta}")
+        get = ("Get the test set (seedtts_testset.tar: en/meta.lst, zh/meta.lst, zh/hardcase.lst and their "
+               "prompt wavs) from the link in https://github.com/BytedanceSpeech/seed-tts-eval's README "
+               "(https://drive.google.com/file/d/1GlSjVfSHkW3-leKKBlfrjuuTGqQ_xaLP) and unpack it")
+        if str(path).startswith("SET-ME"):  # a shipped suite's placeholder, which says what to --set
+            raise ConfigError(f"the seed-tts-eval list is not set ({path}). {get}.")
+        raise ConfigError(f"seed-tts-eval list not found: {meta}. {get}, then point the dataset at a list: "
+                          f"--set datasets.{name or '<label>'}.params.path=/data/seedtts_testset/"
+                          f"{language or 'en'}/meta.lst")
     items = []
     for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

@@ -20,8 +20,8 @@ from .base import PERCENTILE_METHOD, Inputs, Metric, Score, percentiles  # noqa:
 
 def _number(info: dict, key: str, what: str) -> float:
     value = info.get(key)
-    if value is None:
-        raise MetricFailure(f"system_info has no '{key}' ({what})")
+    if value is None:  # "untimed": the system's reason there is no timing (audio made elsewhere)
+        raise MetricFailure(info.get("untimed") or f"system_info has no '{key}' ({what})")
     value = float(value)
     if not math.isfinite(value):
         raise MetricFailure(f"system_info '{key}' is not finite ({value})")
@@ -71,7 +71,7 @@ class Ttft(_SpeedMetric):
     def score(self, inputs: Inputs) -> Score:
         info = inputs.system_info
         if info.get("ttft_seconds") is None:
-            raise MetricFailure("the system does not stream (no time to first chunk)")
+            raise MetricFailure(info.get("untimed") or "the system does not stream (no time to first chunk)")
         ttft = _number(info, "ttft_seconds", "time to first chunk")
         stats = {"ttft_seconds": ttft}
         if info.get("seconds") is not None:
