@@ -14,7 +14,8 @@ DATASETS.register("folder", "qtts_bench.data.manifest:load_folder",
 DATASETS.register("synthetic", "qtts_bench.testing:load_synthetic",
                   "deterministic synthetic speech-like signals (tests, smoke runs)")
 DATASETS.register("pgc_hard_standin", "qtts_bench.data.pgc_hard:load_pgc_hard_standin",
-                  "English hard TTS cases in 8 categories (a stand-in for the paper's in-house PGC-hard), prompts from bundled speakers")
+                  "English hard TTS cases in 8 categories (a stand-in for the paper's in-house PGC-hard), "
+                  "prompts from bundled speakers")
 
 # --- systems ------------------------------------------------------------------------------
 SYSTEMS.register("passthrough", "qtts_bench.systems.classical:Passthrough",
@@ -33,6 +34,8 @@ SYSTEMS.register("dummy_codec", "qtts_bench.testing:DummyCodec",
                  "test codec: uniform k-bit scalar quantiser, with failure injection")
 SYSTEMS.register("dummy_token_codec", "qtts_bench.testing:DummyTokenCodec",
                  "test token codec: codebook 0 = frame index mod size, others 0 (analytic code usage)")
+SYSTEMS.register("dummy_codec_lm_tts", "qtts_bench.testing:DummyCodecLmTTS",
+                 "test TTS over codec tokens: codebook k of frame t = (t + k) mod size (analytic usage)")
 SYSTEMS.register("dummy_tts", "qtts_bench.testing:DummyTTS",
                  "test TTS: speech-like signal seeded by the text, optional sleep / streaming")
 # --- TTS engines (offline, real; fixed voices, no prompting) -------------------------------
@@ -74,8 +77,10 @@ METRICS.register("distillmos", "qtts_bench.metrics.mos:DistillMos", "DistillMOS 
 METRICS.register("utmos", "qtts_bench.metrics.mos:Utmos", "UTMOS22 strong from a local SpeechMOS checkout + checkpoint")
 METRICS.register("rtf", "qtts_bench.metrics.speed:Rtf", "real-time factor; aggregate = sum seconds / sum audio seconds; p50/p95")
 METRICS.register("ttft", "qtts_bench.metrics.speed:Ttft", "time to first audio chunk (streaming systems), s; p50/p95")
-METRICS.register("peak_memory", "qtts_bench.metrics.speed:PeakMemory", "peak RSS (CPU) or CUDA max allocated during the call, bytes")
-METRICS.register("bitrate", "qtts_bench.metrics.bitrate:Bitrate", "measured bit/s = encoded bits / input seconds (nominal in extra)")
+METRICS.register("peak_memory", "qtts_bench.metrics.speed:PeakMemory",
+                 "peak RSS (CPU) or CUDA max allocated during the call, bytes")
+METRICS.register("bitrate", "qtts_bench.metrics.bitrate:Bitrate",
+                 "measured bit/s = encoded bits / input seconds (nominal in extra)")
 METRICS.register("codebook_perplexity", "qtts_bench.metrics.codebook:CodebookPerplexity",
                  "token codecs: mean per-codebook perplexity of an utterance's codes; corpus usage and "
                  "dead-code fraction pooled in summary.json")

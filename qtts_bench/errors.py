@@ -40,11 +40,31 @@ class SystemFailure(QttsBenchError):
     """A system failed or returned unusable audio for this utterance."""
 
 
-def require(module: str, extra: str, purpose: str = ""):
-    """Import an optional module, or raise MissingExtraError naming the extra to install."""
+def require(module: str, extra: str, purpose: str = "", package: str | None = None):
+    """Import an optional module, or raise MissingExtraError naming the extra to install.
+
+    ``package``: the distribution to name in the message when it differs from ``module``.
+    """
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(module, extra, purpose) from exc
+        raise MissingExtraError(package or module, extra, purpose) from exc
+
+
+def not_installed(modules: dict[str, str], extra: str, purpose: str = "") -> str | None:
+    """Why a set of optional modules is unusable, without importing them, or None.
+
+    ``modules``: importable name -> distribution name, e.g. {"kokoro_onnx": "kokoro-onnx"}.
+    """
+    import importlib.util
+
+    for module, package in modules.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return str(MissingExtraError(package, extra, purpose))
+    return None

@@ -263,7 +263,7 @@ class _Run:
             record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
                       "text": item.text, "language": item.language, "speaker": item.speaker,
                       "reference_audio": item.audio, "prompt_audio": item.prompt_audio,
-                      "output_audio": None}
+                      "prompt_text": item.prompt_text, "output_audio": None}
             record.update({k: v for k, v in (("spoken_text", item.spoken_text), ("category", item.category),
                                              ("draw", draw if self.v.suite.samples > 1 else None)) if v is not None})
             try:

@@ -94,6 +94,7 @@ class EntrySpec:
     key: str          # the suite's label for it
     name: str         # registry name
     params: dict      # for systems, values may be lists (grid axes)
+    optional: bool = False  # systems: skipped with a notice when their packages are not installed
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class SystemPoint:
     name: str
     params: dict
     axes: dict        # the parameters that vary across this system's grid
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -151,7 +153,7 @@ class Suite:
             for combo in itertools.product(*grid.values()) if grid else [()]:
                 chosen = dict(zip(grid, combo))
                 axes = {k: v for k, v in chosen.items() if len(grid[k]) > 1}
-                points.append(SystemPoint(spec.key, spec.name, {**fixed, **chosen}, axes))
+                points.append(SystemPoint(spec.key, spec.name, {**fixed, **chosen}, axes, spec.optional))
         return points
 
     def select_systems(self, keys: list[str]) -> None:
@@ -179,16 +181,20 @@ def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
             body = {}
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: expected a mapping (e.g. {{{kind}: NAME, params: {{...}}}})")
-        unknown = set(body) - {kind, "params"}
+        allowed = [kind, "params"] + (["optional"] if section == "systems" else [])
+        unknown = set(body) - set(allowed)
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: ['{kind}', 'params']")
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {allowed}")
         name = body.get(kind, key)
         params = body.get("params") or {}
+        optional = body.get("optional", False)
         if not isinstance(name, str):
             raise ConfigError(f"{where}.{kind}: expected a registry name")
         if not isinstance(params, dict):
             raise ConfigError(f"{where}.params: expected a mapping")
-        entries.append(EntrySpec(str(key), name, params))
+        if not isinstance(optional, bool):
+            raise ConfigError(f"{where}.optional: expected true or false")
+        entries.append(EntrySpec(str(key), name, params, optional))
     return entries
 
 
@@ -353,6 +359,7 @@ class ValidatedSuite:
     datasets: dict   # key -> Dataset
     points: list[SystemPoint]
     metrics: dict    # key -> Metric (constructed, not loaded)
+    skipped: dict = field(default_factory=dict)  # label -> why an optional system is not run
 
 
 def validate_suite(suite: Suite) -> ValidatedSuite:
@@ -371,10 +378,18 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
     for spec in suite.metrics:
         metrics[spec.key] = _build(METRICS, spec.name, spec.params, f"{path}: metrics.{spec.key}")
     points = suite.system_points()
-    code_emitters = 0
+    code_emitters, kept, skipped = 0, [], {}
     for point in points:
         where = f"{path}: systems.{point.key}"
         system = _build(SYSTEMS, point.name, point.params, where)
+        missing = system.unavailable()
+        if missing and point.optional:
+            skipped[point.label] = missing
+            log.warning("%s: skipped (optional, not installed): %s", where, missing)
+            continue
+        if missing:
+            raise ConfigError(f"{where}: {missing}")
+        kept.append(point)
         code_emitters += emits_codes(system)
         for dkey, dataset in datasets.items():
             _check_requirements(path, point, system, dkey, dataset, metrics)
@@ -384,7 +399,7 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
         if "codes" in metric.requires and not code_emitters:
             log.warning("%s: metrics.%s: needs codec tokens, but no selected system emits them: every "
                         "value will be missing", path, mkey)
-    return ValidatedSuite(suite, datasets, points, metrics)
+    return ValidatedSuite(suite, datasets, kept, metrics, skipped)
 
 
 def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:

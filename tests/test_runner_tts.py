@@ -192,3 +192,21 @@ metrics:
 """)
     with pytest.raises(ConfigError, match=r"metrics.rtf.params: .*unknown parameter\(s\) batch_size"):
         validate_suite(load_suite(path))
+
+
+def test_a_system_that_is_not_installed_fails_validation_unless_optional(write_suite, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no flite on this PATH
+    text = """
+datasets:
+  syn: {{dataset: synthetic, params: {{n: 1}}}}
+systems:
+  t: {{system: dummy_tts}}
+  flite: {{optional: {optional}}}
+metrics:
+  rtf: {{}}
+"""
+    with pytest.raises(ConfigError, match="systems.flite: flite is not installed: apt-get install flite"):
+        validate_suite(load_suite(write_suite(text.format(optional="false"))))
+    validated = validate_suite(load_suite(write_suite(text.format(optional="true"))))
+    assert [p.label for p in validated.points] == ["t"]
+    assert "apt-get install flite" in validated.skipped["flite"]

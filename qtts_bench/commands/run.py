@@ -36,6 +36,8 @@ def main(args) -> int:
                          progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]],
                          jobs=args.jobs)
     print_summaries(outcomes)
+    for label, why in validated.skipped.items():
+        print(f"not run (optional, not installed): {label}: {why}")
     return 0
 
 

@@ -71,6 +71,11 @@ class System:
         """What exactly this system is: parameters, checkpoint path and sha256, library versions."""
         return {}
 
+    def unavailable(self) -> str | None:
+        """Why this system cannot run here (a package or program not installed, with the command
+        that installs it), or None. Cheap: it imports and loads nothing; validation calls it."""
+        return None
+
     def generate(self, request: Request) -> Generation:
         """Produce audio for one item, timed (see :mod:`qtts_bench.timing`)."""
         raise NotImplementedError

