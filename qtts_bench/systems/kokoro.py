@@ -20,6 +20,7 @@ installed as dependencies of kokoro-onnx. Extra: ``tts``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from importlib import resources
 from pathlib import Path
@@ -131,6 +132,10 @@ class KokoroTTS(TTS):
             raise ConfigError(f"kokoro: voice {self.voice!r} is not in {voices}; it has {engine.get_voices()}")
         # phonemizer is a kokoro-onnx dependency; its espeak-ng library was set up by kokoro_onnx's Tokenizer.
         from phonemizer.backend import EspeakBackend
+
+        # Kokoro phonemises whole texts, so phonemizer's per-line word-count check warns on every
+        # utterance; the output does not depend on it.
+        logging.getLogger("phonemizer").setLevel(logging.ERROR)
 
         if self.lang not in EspeakBackend.supported_languages():
             raise ConfigError(f"kokoro: lang={self.lang!r} is not an espeak-ng language of the phonemizer "

@@ -54,7 +54,6 @@ import hashlib
 import os
 import shlex
 import shutil
-import signal
 import string
 import subprocess
 import sys
@@ -67,7 +66,9 @@ import numpy as np
 
 from ..audio import Audio, AudioError, check_usable, read_audio, resample, write_audio
 from ..errors import ConfigError, SystemFailure
+from ..hashing import sha256_file
 from .base import Generation, Request, System
+from .tts_common import kill_group, tail
 
 OUTPUT_SUFFIXES = (".wav", ".flac")
 PATTERN_FIELDS = ("id", "flat_id", "basename")
@@ -94,14 +95,6 @@ def _fields(template: str, allowed: tuple[str, ...], what: str) -> set[str]:
             raise ConfigError(f"{what} {template!r}: {{{name}}} takes no format spec or conversion")
         names.add(name)
     return names
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_output(path: Path, rate: int, what: str) -> tuple[np.ndarray, int]:
@@ -205,24 +198,12 @@ class OutputsTTS(System):
             raise SystemFailure(f"ambiguous output: both {found[0]} and {found[1]} exist")
         path = found[0]
         samples, file_rate = _read_output(path, self.sample_rate, "output file")
-        extra = {"output_file": str(path), "output_sha256": _sha256(path), "output_sample_rate": file_rate,
+        extra = {"output_file": str(path), "output_sha256": sha256_file(path), "output_sample_rate": file_rate,
                  "untimed": UNTIMED}
         return Generation(samples, seconds=None, extra=extra)
 
 
 # ------------------------------------------------------------------------------- command
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _tail(data: bytes, n: int = STDERR_TAIL) -> str:
-    text = data.decode("utf-8", errors="replace").strip()
-    return text if len(text) <= n else "…" + text[-n:]
-
-
 class CommandTTS(System):
     """A user's command line run once per utterance, writing ``{out}`` (see module doc)."""
 
@@ -294,7 +275,7 @@ class CommandTTS(System):
     def provenance(self) -> dict:
         program = Path(self.program)
         return {"command": self.argv, "program": str(program),
-                "program_sha256": _sha256(program) if program.is_file() else None,
+                "program_sha256": sha256_file(program) if program.is_file() else None,
                 "sample_rate": self.sample_rate, "timeout_seconds": self.timeout,
                 "env": self.env, "cwd": self.cwd, "shell": False,
                 "timing": "wall time of the whole command per utterance, process start-up and any model "
@@ -321,13 +302,13 @@ class CommandTTS(System):
             (code, stderr, peak), seconds, _ = measure(lambda: self._run(argv), self.device)
             if code is None:
                 raise SystemFailure(f"command timed out after {self.timeout:g} s (process group killed)"
-                                    + (f"; stderr: {_tail(stderr)}" if stderr.strip() else ""))
+                                    + (f"; stderr: {tail(stderr, STDERR_TAIL)}" if stderr.strip() else ""))
             if code != 0:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                raise SystemFailure(f"command {how}; stderr: {_tail(stderr) or '(empty)'}")
+                raise SystemFailure(f"command {how}; stderr: {tail(stderr, STDERR_TAIL)}")
             if not out.is_file() or out.stat().st_size == 0:
                 raise SystemFailure(f"command exited 0 but wrote no audio to {{out}} ({out})"
-                                    + (f"; stderr: {_tail(stderr)}" if stderr.strip() else ""))
+                                    + (f"; stderr: {tail(stderr, STDERR_TAIL)}" if stderr.strip() else ""))
             samples, file_rate = _read_output(out, self.sample_rate, "command output")
         return Generation(samples, seconds=seconds, peak_memory=peak, extra={"output_sample_rate": file_rate})
 
@@ -351,10 +332,10 @@ class CommandTTS(System):
             waiter.join(self.timeout)
             timed_out = waiter.is_alive()
             if timed_out:
-                _kill_group(proc)
+                kill_group(proc)
                 waiter.join(10)
             else:
-                _kill_group(proc)  # leftovers the command started in its group
+                kill_group(proc)  # leftovers the command started in its group
             proc.returncode = os.waitstatus_to_exitcode(result["status"]) if "status" in result else -9
             err.seek(0)
             stderr = err.read()

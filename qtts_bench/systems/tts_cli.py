@@ -24,10 +24,8 @@ text gives bit-identical audio. None of them streams (each writes one complete f
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -47,6 +45,7 @@ from .tts_common import (
     check_name,
     check_number,
     check_text,
+    kill_group,
     tail,
 )
 
@@ -78,10 +77,7 @@ def run_program(command: list[str], timeout: float, label: str) -> tuple[int, by
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
+    kill_group(proc)
     proc.communicate()
 
 

@@ -11,6 +11,8 @@ and ``seed`` is ignored because every engine here is run deterministically.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import re
 
 import numpy as np
@@ -97,6 +99,16 @@ def as_audio(audio, what: str) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise SystemFailure(f"{what}: the engine produced NaN or infinite samples")
     return x
+
+
+def kill_group(proc) -> None:
+    """SIGKILL a subprocess started with ``start_new_session=True`` and everything it spawned."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is gone: nothing left to kill
+        pass
+    except PermissionError:
+        proc.kill()
 
 
 def tail(text: str | bytes | None, n: int = 400) -> str:
