@@ -51,6 +51,11 @@ SYSTEMS.register("flite", "qtts_bench.systems.tts_cli:FliteTTS",
 SYSTEMS.register("festival", "qtts_bench.systems.tts_cli:FestivalTTS",
                  "Festival text2wave (apt festival festvox-kallpc16k), English; voice kal_diphone, 16 kHz")
 
+# --- QTTS (autoregressive TTS over QDAC tokens; no checkpoint ships yet) ------------------
+SYSTEMS.register("qtts", "qtts_bench.systems.qtts:QttsTTS",
+                 "QTTS over QDAC tokens, 16 kHz, streams (params: checkpoint = folder from `train qtts`, decoder "
+                 "hierarchical|multihead|single, temperature, top_k, top_p, max_seconds, stream_chunk_frames)")
+
 # --- outside systems (TTS run elsewhere) -------------------------------------------------
 SYSTEMS.register("outputs", "qtts_bench.systems.outside:OutputsTTS",
                  "pre-generated audio, <dir>/<id>.wav|.flac per item (seed-tts-eval layout); a missing file "
