@@ -12,7 +12,7 @@ DATASETS.register("seedtts", "qtts_bench.data.manifest:load_seedtts",
 DATASETS.register("folder", "qtts_bench.data.manifest:load_folder",
                   "folder of audio files with same-name .txt transcripts")
 DATASETS.register("synthetic", "qtts_bench.testing:load_synthetic",
-                  "deterministic synthetic speech-like signals (tests, smoke runs)")
+                  "deterministic synthetic speech-like signals (tests, smoke runs)", testing=True)
 DATASETS.register("pgc_hard_standin", "qtts_bench.data.pgc_hard:load_pgc_hard_standin",
                   "English hard TTS cases in 8 categories (a stand-in for the paper's in-house PGC-hard), "
                   "prompts from bundled speakers")
@@ -31,13 +31,15 @@ SYSTEMS.register("g722", "qtts_bench.systems.classical:G722Codec",
 SYSTEMS.register("codec2", "qtts_bench.systems.classical:Codec2Codec",
                  "Codec2 (pycodec2), 8 kHz, mode 3200..700 bit/s")
 SYSTEMS.register("dummy_codec", "qtts_bench.testing:DummyCodec",
-                 "test codec: uniform k-bit scalar quantiser, with failure injection")
+                 "test codec: uniform k-bit scalar quantiser, with failure injection", testing=True)
 SYSTEMS.register("dummy_token_codec", "qtts_bench.testing:DummyTokenCodec",
-                 "test token codec: codebook 0 = frame index mod size, others 0 (analytic code usage)")
+                 "test token codec: codebook 0 = frame index mod size, others 0 (analytic code usage)",
+                 testing=True)
 SYSTEMS.register("dummy_codec_lm_tts", "qtts_bench.testing:DummyCodecLmTTS",
-                 "test TTS over codec tokens: codebook k of frame t = (t + k) mod size (analytic usage)")
+                 "test TTS over codec tokens: codebook k of frame t = (t + k) mod size (analytic usage)",
+                 testing=True)
 SYSTEMS.register("dummy_tts", "qtts_bench.testing:DummyTTS",
-                 "test TTS: speech-like signal seeded by the text, optional sleep / streaming")
+                 "test TTS: speech-like signal seeded by the text, optional sleep / streaming", testing=True)
 # --- TTS engines (offline, real; fixed voices, no prompting) -------------------------------
 SYSTEMS.register("kokoro", "qtts_bench.systems.kokoro:KokoroTTS",
                  "Kokoro-82M int8 (kokoro-onnx), 24 kHz, deterministic; voice jm_kumo, lang en-us ('tts' extra)")

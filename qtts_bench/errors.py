@@ -36,6 +36,13 @@ class MetricFailure(QttsBenchError):
     """A metric cannot score this utterance; recorded as a missing value with this reason."""
 
 
+class NotApplicable(MetricFailure):
+    """The metric does not apply to this system or utterance (not a failure): e.g. codebook usage
+    of a codec that emits no tokens, time to first chunk of a system that does not stream, or
+    compute time of audio made outside the harness. Recorded as a missing value with the reason
+    and ``"not_applicable": true``; summaries count it apart from failures."""
+
+
 class SystemFailure(QttsBenchError):
     """A system failed or returned unusable audio for this utterance."""
 

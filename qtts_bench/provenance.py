@@ -42,16 +42,41 @@ def package_versions(names=TRACKED_PACKAGES) -> dict:
 
 
 def resolve_device(requested: str) -> str:
-    """``auto`` -> ``cuda`` when torch is installed and sees a GPU, else ``cpu``."""
-    if requested != "auto":
-        return requested
+    """``auto`` -> ``cuda`` when torch is installed and sees a GPU, else ``cpu``.
+
+    ``cuda`` / ``cuda:N`` are checked here, before anything else about the run: without torch,
+    without a visible GPU or with N out of range, ConfigError says so and what to use instead.
+    """
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
-        return "cpu"
+    if requested == "cpu":
+        return requested
+    has_torch = importlib.util.find_spec("torch") is not None
+    if requested == "auto":
+        if not has_torch:
+            return "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.split(":")[0] != "cuda":
+        return requested
+    from .errors import ConfigError
+
+    fix = "use --device cpu (or auto: CUDA when available, else CPU)"
+    if not has_torch:
+        raise ConfigError(f"device '{requested}': CUDA is not available: torch is not installed "
+                          f"(pip install 'qtts-bench[torch]' with a CUDA build of torch); {fix}")
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device '{requested}': CUDA is not available on this machine "
+                          f"(torch.cuda.is_available() is False; torch {torch.__version__}, "
+                          f"CUDA build: {torch.version.cuda or 'none'}); {fix}")
+    index = requested.partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise ConfigError(f"device '{requested}': no such CUDA device (this machine has "
+                          f"{torch.cuda.device_count()}: cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return requested
 
 
 def environment(device: str) -> dict:

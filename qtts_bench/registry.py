@@ -3,7 +3,9 @@
 Entries are ``"module:attr"`` strings with a one-line summary, so ``qtts-bench list`` and
 ``validate`` never import heavy modules (torch, model weights). Third-party packages add systems
 through the ``qtts_bench.systems`` entry-point group (likewise ``qtts_bench.metrics`` and
-``qtts_bench.datasets``).
+``qtts_bench.datasets``). Entries registered with ``testing=True`` are test doubles: they resolve
+by name like any other (suites and tests use them) but ``qtts-bench list`` shows them only with
+``--all``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Entry:
     target: str  # "package.module:attr"
     summary: str = ""
     defaults: dict = field(default_factory=dict)  # parameters bound for this registered variant
+    testing: bool = False  # a test double: hidden from `qtts-bench list` unless --all
 
     def load(self):
         module_name, _, attr = self.target.partition(":")
@@ -41,10 +44,14 @@ class Registry:
         self._entries: dict[str, Entry] = {}
         self._plugins_loaded = False
 
-    def register(self, name: str, target: str, summary: str = "", **defaults) -> None:
+    def register(self, name: str, target: str, summary: str = "", *, testing: bool = False, **defaults) -> None:
+        """Add ``name`` -> ``target`` ("module:attr"); ``defaults`` bind parameters of a variant.
+
+        ``testing=True`` marks a test double (listed only by ``qtts-bench list --all``).
+        """
         if name in self._entries and self._entries[name].target != target:
             raise ConfigError(f"{self.kind} '{name}' is registered twice")
-        self._entries[name] = Entry(name, target, summary, dict(defaults))
+        self._entries[name] = Entry(name, target, summary, dict(defaults), bool(testing))
 
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
@@ -58,8 +65,9 @@ class Registry:
         self._load_plugins()
         return sorted(self._entries)
 
-    def entries(self) -> list[Entry]:
-        return [self._entries[n] for n in self.names()]
+    def entries(self, include_testing: bool = True) -> list[Entry]:
+        """Every entry, sorted by name; ``include_testing=False`` leaves out the test doubles."""
+        return [self._entries[n] for n in self.names() if include_testing or not self._entries[n].testing]
 
     def entry(self, name: str) -> Entry:
         self._load_plugins()

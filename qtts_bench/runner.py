@@ -100,8 +100,16 @@ def _score_all(metrics: dict[str, Metric], inputs: list[Inputs]) -> list[dict]:
 
 
 def metric_entry(result) -> dict:
-    """A Score or the exception a metric raised -> the JSON entry stored for one utterance."""
+    """A Score or the exception a metric raised -> the JSON entry stored for one utterance.
+
+    A metric that does not apply (NotApplicable) is stored with ``"not_applicable": true``:
+    summaries and reports count it apart from failures.
+    """
+    from .errors import NotApplicable
+
     if isinstance(result, BaseException):
+        if isinstance(result, NotApplicable):
+            return {"value": None, "reason": str(result), "not_applicable": True}
         if isinstance(result, (MetricFailure, AudioError)):
             return {"value": None, "reason": str(result)}
         return {"value": None, "reason": f"metric error: {type(result).__name__}: {result}"}

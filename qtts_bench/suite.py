@@ -15,6 +15,7 @@ import inspect
 import itertools
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,18 @@ TOP_LEVEL_KEYS = {
 }
 ENTRY_KEYS = {"datasets": "dataset", "systems": "system", "metrics": "metric"}
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# Names that become folders of the results (<out>/<suite name>/<dataset key>/<system label>).
+SAFE_NAME = re.compile(r"[A-Za-z0-9._\-@=,]+")
+SAFE_NAME_RULE = "letters, digits and . _ - @ = , only; no '/', no '..'"
+
+
+def check_path_name(value, where: str, what: str = "name", context: str = "") -> str:
+    """``value`` if it is safe as one folder name of the results, else ConfigError naming ``where``."""
+    text = str(value)
+    if not SAFE_NAME.fullmatch(text) or ".." in text or set(text) == {"."}:
+        raise ConfigError(f"{where}: {what} {text!r}{context} becomes a folder of the results, so it may "
+                          f"use {SAFE_NAME_RULE}")
+    return text
 
 
 # ------------------------------------------------------------------------------- loading
@@ -48,11 +61,50 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping of a suite names the same key twice (plain YAML would keep only the last)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys in a mapping, naming their lines.
+
+    Merge keys (``<<: *base``) keep their meaning: a key written in the mapping may override one
+    merged in; only keys written twice in the same mapping are refused.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    continue  # the base constructor reports unhashable keys
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise DuplicateKeyError(
+                        None, None, f"duplicate key {key!r} on lines {seen[key]} and {line} of one mapping "
+                        f"(YAML would silently keep only the last); merge the two entries or rename one",
+                        key_node.start_mark)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML safely (no code execution), refusing duplicate mapping keys."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"suite file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}:{exc.problem_mark.line + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -213,7 +265,7 @@ def parse_override(text: str, where: str = "--set") -> tuple[list[str], object]:
     if any(not p for p in parts):
         raise ConfigError(f"{where} {text!r}: empty part in the key path '{key}'")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml(value) if value.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where} {text!r}: the value is not valid YAML: {exc}") from None
     return parts, parsed
@@ -300,7 +352,11 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     for key in ("jobs", "samples"):
         if data.get(key, 1) < 1:
             raise ConfigError(f"{path}: {key}: must be >= 1")
-    return Suite(
+    if "name" in data:
+        check_path_name(data["name"], f"{path}: name")
+    else:
+        check_path_name(path.stem, f"{path}: name", "the suite's file name (its default name)")
+    suite = Suite(
         path=path, files=files, raw=data,
         name=data.get("name", path.stem),
         description=data.get("description", ""),
@@ -315,6 +371,26 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         systems=_parse_entries(path, "systems", data["systems"]),
         metrics=_parse_entries(path, "metrics", data["metrics"]),
     )
+    _check_folder_names(suite)
+    return suite
+
+
+def _check_folder_names(suite: Suite) -> None:
+    """Dataset and system keys become folders of the results: refuse unsafe ones (grid values,
+    also part of run labels, are checked by validation once the system accepted them)."""
+    path = suite.path
+    for spec in suite.datasets:
+        check_path_name(spec.key, f"{path}: datasets.{spec.key}", "the dataset key")
+    for spec in suite.systems:
+        check_path_name(spec.key, f"{path}: systems.{spec.key}", "the system key")
+
+
+def _check_label(path: Path, point: SystemPoint) -> None:
+    """A run label (``key@axis=value,...``) is a folder of the results: each grid value must be safe."""
+    for axis, value in sorted(point.axes.items()):
+        check_path_name(_fmt(value), f"{path}: systems.{point.key}.params.{axis}", "the grid value",
+                        f" (in the run label {point.label!r})")
+    check_path_name(point.label, f"{path}: systems.{point.key}", "the run label")
 
 
 # ------------------------------------------------------------------------------- validation
@@ -360,6 +436,7 @@ class ValidatedSuite:
     points: list[SystemPoint]
     metrics: dict    # key -> Metric (constructed, not loaded)
     skipped: dict = field(default_factory=dict)  # label -> why an optional system is not run
+    audio_files_checked: int = 0  # distinct audio files whose headers validation read
 
 
 def validate_suite(suite: Suite) -> ValidatedSuite:
@@ -376,12 +453,18 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
         datasets[spec.key] = dataset
     metrics = {}
     for spec in suite.metrics:
-        metrics[spec.key] = _build(METRICS, spec.name, spec.params, f"{path}: metrics.{spec.key}")
+        where = f"{path}: metrics.{spec.key}"
+        metrics[spec.key] = metric = _build(METRICS, spec.name, spec.params, where)
+        unavailable = getattr(metric, "unavailable", None)
+        missing = unavailable() if callable(unavailable) else None
+        if missing:
+            raise ConfigError(f"{where}: {missing}")
     points = suite.system_points()
     code_emitters, kept, skipped = 0, [], {}
     for point in points:
         where = f"{path}: systems.{point.key}"
         system = _build(SYSTEMS, point.name, point.params, where)
+        _check_label(path, point)
         missing = system.unavailable()
         if missing and point.optional:
             skipped[point.label] = missing
@@ -399,7 +482,45 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
         if "codes" in metric.requires and not code_emitters:
             log.warning("%s: metrics.%s: needs codec tokens, but no selected system emits them: every "
                         "value will be missing", path, mkey)
-    return ValidatedSuite(suite, datasets, kept, metrics, skipped)
+    n_audio = sum(check_audio_headers(dataset, f"{path}: datasets.{dkey}") for dkey, dataset in datasets.items())
+    return ValidatedSuite(suite, datasets, kept, metrics, skipped, n_audio)
+
+
+AUDIO_FIELDS = ("audio", "prompt_audio")
+MAX_LISTED = 5
+
+
+def check_audio_headers(dataset, where: str) -> int:
+    """Every item's audio and prompt_audio must open as audio with at least one sample.
+
+    Reads only the file headers (``soundfile.info``; about 0.1 ms a file, each file once however
+    many items share it), so a dataset of unreadable files fails validation rather than every
+    utterance of the run. Returns the number of distinct files checked; raises ConfigError naming
+    the items and files.
+    """
+    import soundfile
+
+    checked: dict[str, str | None] = {}
+    problems = []
+    for item in dataset.items:
+        for name in AUDIO_FIELDS:
+            file = getattr(item, name, None)
+            if not file:
+                continue
+            if file not in checked:
+                try:
+                    info = soundfile.info(file)
+                    checked[file] = None if info.frames > 0 else "holds no samples"
+                except Exception as exc:  # libsndfile raises several types
+                    checked[file] = f"cannot read the audio header: {str(exc).strip() or type(exc).__name__}"
+            if checked[file]:
+                problems.append(f"item '{item.id}': {name} {file}: {checked[file]}")
+    if problems:
+        shown = "; ".join(problems[:MAX_LISTED])
+        more = f"; ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise ConfigError(f"{where}: {len(problems)} unreadable audio file(s) (formats libsndfile reads: wav, "
+                          f"flac, ogg, mp3...): {shown}{more}. Fix or convert them, or remove those items")
+    return len(checked)
 
 
 def _check_requirements(path, point, system, dkey, dataset, metrics) -> None:

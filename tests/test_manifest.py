@@ -90,3 +90,40 @@ def test_folder_with_transcripts(wavs):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="holds no audio files"):
         load_folder(str(tmp_path))
+
+
+# --- text that is not UTF-8 (issue 10, item 13) ---------------------------------------------------
+def _latin1_error(err) -> str:
+    message = str(err.value)
+    assert "not UTF-8 (byte 0xe9" in message and "iconv -f latin1 -t utf-8" in message
+    assert "codec can't decode" not in message
+    return message
+
+
+def test_latin1_transcript_in_a_folder_names_the_file(wavs):
+    (wavs / "b.txt").write_bytes("caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_folder(str(wavs))
+    assert f"{wavs / 'b.txt'}:1: not UTF-8 (byte 0xe9 at column 4" in _latin1_error(err)
+
+
+def test_latin1_manifest_names_the_line(tmp_path, wavs):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_bytes(('{"id": "a", "text": "ok"}\n{"id": "b", "text": "caf\u00e9"}\n').encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_manifest(str(manifest))
+    assert f"{manifest}:2: not UTF-8" in _latin1_error(err)
+
+
+def test_latin1_seedtts_list_names_the_line(tmp_path, wavs):
+    meta = tmp_path / "meta.lst"
+    meta.write_bytes("u1|prompt|wavs/p.wav|target\nu2|caf\u00e9|wavs/p.wav|target\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_seedtts(str(meta))
+    assert f"{meta}:2: not UTF-8" in _latin1_error(err)
+
+
+def test_utf8_text_with_crlf_reads_as_before(tmp_path, wavs):
+    (wavs / "a.txt").write_bytes("caf\u00e9\r\nline two\r\n".encode("utf-8"))
+    ds = load_folder(str(wavs))
+    assert ds.items[0].text == "caf\u00e9\nline two"

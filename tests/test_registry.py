@@ -57,3 +57,39 @@ def test_entry_point_plugins_are_listed(monkeypatch):
     reg = Registry("system", "qtts_bench.systems")
     assert "my_codec" in reg.names()
     assert reg.create("my_codec", bits=3).bits == 3
+
+
+TEST_DOUBLES = {"systems": {"dummy_codec", "dummy_token_codec", "dummy_codec_lm_tts", "dummy_tts"},
+                "datasets": {"synthetic"}}
+
+
+def test_test_doubles_are_flagged_and_still_resolve():
+    from qtts_bench.registry import DATASETS
+
+    for kind, registry in (("systems", SYSTEMS), ("datasets", DATASETS)):
+        flagged = {e.name for e in registry.entries() if e.testing}
+        assert flagged == TEST_DOUBLES[kind]
+        shown = {e.name for e in registry.entries(include_testing=False)}
+        assert not shown & TEST_DOUBLES[kind] and shown
+    assert SYSTEMS.create("dummy_codec", bits=4).bits == 4  # suites and tests still use them
+    assert not any(e.testing for e in METRICS.entries())
+
+
+def test_list_hides_test_doubles_unless_all():
+    for kind in TEST_DOUBLES:
+        code = f"import qtts_bench.cli as c; c.main(['list', '{kind}'])"
+        users = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        code_all = f"import qtts_bench.cli as c; c.main(['list', '{kind}', '--all'])"
+        everything = subprocess.run([sys.executable, "-c", code_all], capture_output=True, text=True).stdout
+        names = {line.split()[0] for line in users.splitlines()}
+        names_all = {line.split()[0] for line in everything.splitlines()}
+        assert not names & TEST_DOUBLES[kind] and names_all >= TEST_DOUBLES[kind] | names
+        assert "[test double]" in everything and "[test double]" not in users
+
+
+def test_register_testing_flag():
+    reg = Registry("thing", "qtts_bench.test_none")
+    reg.register("real", "qtts_bench.testing:DummyCodec", "a real one")
+    reg.register("double", "qtts_bench.testing:DummyCodec", "a test double", testing=True, bits=3)
+    assert [e.name for e in reg.entries(include_testing=False)] == ["real"]
+    assert reg.entry("double").testing and reg.create("double").bits == 3

@@ -128,3 +128,84 @@ def test_shipped_suites_validate():
                 validate_suite(load_suite(path))
             continue
         validate_suite(load_suite(path))
+
+
+# --- names that become paths (issue 10, item 8) ------------------------------------------------
+@pytest.mark.parametrize("patch, field", [
+    (("name: base", "name: ../../../tmp/escape"), "name: name '../../../tmp/escape' becomes a folder"),
+    (("name: base", "name: a/b"), "name: name 'a/b'"),
+    (("name: base", "name: '..'"), "name: name '..'"),
+    (("name: base", "name: '.'"), "name: name '.'"),
+    (("syn: {dataset", "'../syn': {dataset"), "datasets.../syn: the dataset key '../syn'"),
+    (("dummy:\n", "'x/../../y':\n"), "systems.x/../../y: the system key 'x/../../y'"),
+    (("bits: [4, 8]", "bits: [4, 8], fail_calls: [[1], [2]]"),
+     "systems.dummy.params.fail_calls: the grid value '[1]' (in the run label 'dummy@bits=4,fail_calls=[1]')"),
+])
+def test_names_that_become_folders_are_validated(write_suite, patch, field):
+    path = write_suite(BASE.replace(*patch))
+    with pytest.raises(ConfigError) as err:
+        validate_suite(load_suite(path))
+    assert field in str(err.value) and str(path) in str(err.value)
+    assert "letters, digits and . _ - @ = , only" in str(err.value)
+
+
+def test_escaping_suite_name_writes_nothing_outside_out(write_suite, tmp_path, cli):
+    path = write_suite(BASE.replace("name: base", "name: ../../escape"))
+    proc = cli("run", str(path), "--out", str(tmp_path / "out" / "a"), "--no-progress")
+    assert proc.returncode == 2 and "name: name '../../escape'" in proc.stderr
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()
+
+
+def test_safe_names_and_grid_labels_pass(write_suite):
+    suite = load_suite(write_suite(BASE.replace("name: base", "name: my-suite_v1.2@x=1,y")))
+    assert suite.name == "my-suite_v1.2@x=1,y"
+    assert [p.label for p in suite.system_points()] == ["dummy@bits=4", "dummy@bits=8"]
+
+
+def test_default_name_from_an_unsafe_file_name_asks_for_name(write_suite):
+    path = write_suite(BASE.replace("name: base\n", ""), "my suite.yaml")
+    with pytest.raises(ConfigError, match="the suite's file name .* 'my suite'"):
+        load_suite(path)
+
+
+# --- duplicate keys (issue 10, item 11) ---------------------------------------------------------
+def test_duplicate_keys_are_refused_with_their_lines(write_suite):
+    path = write_suite("""name: dup
+datasets:
+  syn: {dataset: synthetic}
+systems:
+  opus: {params: {bitrate: 6000}}
+  passthrough: {}
+  opus: {params: {bitrate: 12000}}
+metrics:
+  si_sdr: {}
+""")
+    with pytest.raises(ConfigError) as err:
+        load_suite(path)
+    assert f"{path}:7: duplicate key 'opus' on lines 5 and 7" in str(err.value)
+
+
+@pytest.mark.parametrize("text, lines", [
+    ("name: a\nseed: 1\nname: b\n", "lines 1 and 3"),
+    ("metrics:\n  si_sdr: {params: {align: pad, align: trim}}\n", "duplicate key 'align' on lines 2 and 2"),
+])
+def test_duplicate_keys_anywhere(write_suite, text, lines):
+    with pytest.raises(ConfigError, match=lines):
+        load_suite(write_suite(text))
+
+
+def test_merge_keys_may_be_overridden(write_suite):
+    suite = load_suite(write_suite("""
+name: merged
+datasets:
+  a: &base {dataset: synthetic, params: {n: 2, seconds: 0.5}}
+  b: {<<: *base, params: {n: 3, seconds: 0.5}}
+systems: {passthrough: {}}
+metrics: {si_sdr: {}}
+"""))
+    assert [d.params for d in suite.datasets] == [{"n": 2, "seconds": 0.5}, {"n": 3, "seconds": 0.5}]
+
+
+def test_duplicate_keys_in_a_set_value(write_suite):
+    with pytest.raises(ConfigError, match="duplicate key 'n'"):
+        load_suite(write_suite(BASE), ["datasets.syn.params={n: 1, n: 2}"])

@@ -42,19 +42,33 @@ def main(args) -> int:
 
 
 def print_summaries(outcomes) -> None:
-    """A compact table: one row per run, one column per metric aggregate, then counts."""
+    """A compact table: one row per run, one column per metric aggregate, then counts.
+
+    ``failed`` counts utterances a metric could not score (the most of any metric);
+    ``n/a`` counts those a metric does not apply to (e.g. codebook usage of a classical codec,
+    TTFT of a system that does not stream), which are not failures. A metric with no value
+    shows ``n/a`` when it applied to no utterance, ``failed`` when it failed on every one.
+    """
     if not outcomes:
         return
     metric_keys = list(outcomes[0].summary["metrics"])
     widths = [max(9, len(k)) for k in metric_keys]
     label_width = max(len(f"{o.dataset}/{o.label}") for o in outcomes) + 2
     print("run".ljust(label_width) + "".join(f"  {k:>{w}}" for k, w in zip(metric_keys, widths))
-          + "     n  failed  new")
+          + "     n  failed  n/a  new")
     for o in outcomes:
         metrics = o.summary["metrics"]
-        cells = [f"{'n/a' if metrics[k]['value'] is None else format(metrics[k]['value'], '.3f'):>{w}}"
-                 for k, w in zip(metric_keys, widths)]
-        failed = max((m["n_failed"] for m in metrics.values()), default=0)
+        cells = [f"{_cell(metrics.get(k) or {}):>{w}}" for k, w in zip(metric_keys, widths)]
+        failed = max((m.get("n_failed", 0) for m in metrics.values()), default=0)
+        not_applicable = max((m.get("n_not_applicable", 0) for m in metrics.values()), default=0)
         print(f"{o.dataset}/{o.label}".ljust(label_width) + "".join(f"  {c}" for c in cells)
-              + f"  {o.summary['n_done']:>4}  {failed:>6}  {o.computed:>3}")
+              + f"  {o.summary['n_done']:>4}  {failed:>6}  {not_applicable:>3}  {o.computed:>3}")
     print(f"results: {outcomes[0].folder.parent.parent}")
+
+
+def _cell(block: dict) -> str:
+    if block.get("value") is not None:
+        return format(block["value"], ".3f")
+    if block.get("n_not_applicable") and not block.get("n_failed") and not block.get("n_scored"):
+        return "n/a"
+    return "failed" if block.get("n_failed") else "—"

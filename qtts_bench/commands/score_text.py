@@ -5,7 +5,8 @@ Used by ``qtts-bench score --text REF --hypothesis HYP [--normalizer ...] [--lan
 
 from __future__ import annotations
 
-from ..metrics.asr.normalize import CHARACTER_LANGUAGES, canonical_language, check_profile, library_versions
+from ..metrics.asr.metric import check_language
+from ..metrics.asr.normalize import CHARACTER_LANGUAGES, check_profile, library_versions
 from ..metrics.asr.scoring import score_text
 
 
@@ -19,7 +20,7 @@ def score_transcript(reference: str, hypothesis: str, normalizer: str = "whisper
     nothing (the rate is undefined), ConfigError for an unknown normaliser.
     """
     check_profile(normalizer)
-    lang = canonical_language(language)
+    lang = check_language(language, "--language")
     unit = "char" if lang in CHARACTER_LANGUAGES else "word"
     result = score_text(reference=reference, hypothesis=hypothesis, profile=normalizer, language=lang, unit=unit)
     return {

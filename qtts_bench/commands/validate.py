@@ -1,4 +1,8 @@
-"""``qtts-bench validate SUITE``: every check ``run`` does before working, nothing loaded."""
+"""``qtts-bench validate SUITE``: every check ``run`` does before working, nothing loaded.
+
+Names, parameters, files, metric requirements, folder-safe names, duplicate YAML keys, the
+headers of every audio file, and whether each system's and metric's packages are installed.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def main(args) -> int:
     n_items = sum(len(d.items) for d in validated.datasets.values())
     print(f"{suite.path}: OK — suite '{suite.name}': {len(validated.datasets)} dataset(s), "
           f"{n_items} utterances, {len(validated.points)} system point(s), "
-          f"{len(validated.metrics)} metric(s)")
+          f"{len(validated.metrics)} metric(s); headers of {validated.audio_files_checked} audio file(s) readable")
     for point in validated.points:
         print(f"  system {point.label}: {point.name} {point.params}")
     for key, metric in validated.metrics.items():

@@ -84,6 +84,20 @@ class Dataset:
         return set.intersection(*(item.provides() for item in self.items))
 
 
+def read_utf8(path: Path) -> str:
+    """The text of ``path``, or ConfigError naming the file, line and byte when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}; Latin-1 or "
+            f"Windows-1252 text?); convert it with iconv -f latin1 -t utf-8 '{path}' > '{path}.utf8' "
+            f"&& mv '{path}.utf8' '{path}'") from None
+
+
 def _resolve(base: Path, value: str | None) -> str | None:
     if not value:
         return None
@@ -105,7 +119,7 @@ def load_manifest(path: str, name: str | None = None) -> Dataset:
     if not manifest.is_file():
         raise ConfigError(f"manifest not found: {manifest}")
     items = []
-    for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_utf8(manifest).splitlines(), 1):
         if not line.strip():
             continue
         where = f"{manifest}:{lineno}"
@@ -147,7 +161,7 @@ def load_seedtts(path: str, language: str | None = None, name: str | None = None
                           f"--set datasets.{name or '<label>'}.params.path=/data/seedtts_testset/"
                           f"{language or 'en'}/meta.lst")
     items = []
-    for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_utf8(meta).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.rstrip("\n").split("|")
@@ -180,7 +194,7 @@ def load_folder(path: str, language: str | None = None, name: str | None = None)
     items = []
     for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
         transcript = audio.with_suffix(".txt")
-        text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
+        text = read_utf8(transcript).strip() if transcript.is_file() else None
         rel = audio.relative_to(root).with_suffix("")
         items.append(Item(id=rel.as_posix(), audio=str(audio.resolve()), text=text, language=language,
                           speaker=rel.parent.as_posix() if rel.parent != Path(".") else None))

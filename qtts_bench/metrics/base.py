@@ -87,6 +87,11 @@ class Metric:
     def load(self, device: str = "cpu") -> None:
         """Load models. Called once per run, never in the constructor."""
 
+    def unavailable(self) -> str | None:
+        """Why this metric cannot run here (a package not installed, with the command that
+        installs it), or None. Cheap: it imports and loads nothing; validation calls it."""
+        return None
+
     def settings(self) -> dict:
         """Everything that changes this metric's numbers (mode, model hash, library version)."""
         return {"version": self.version, **self.params}
@@ -97,15 +102,19 @@ class Metric:
     def aggregate(self, entries: list[dict]) -> dict:
         """Corpus summary of this metric from its stored per-utterance entries.
 
-        ``entries``: one ``{"value": float | None, "reason"?, "stats"?, "extra"?}`` per utterance
-        (missing values included). Returns the block written to summary.json: the declared
-        aggregate as ``value`` (mean, or the exact ratio of summed stats), mean, std, counts,
-        failure reasons and any requested percentiles. Subclasses extend it (``super()`` first).
+        ``entries``: one ``{"value": float | None, "reason"?, "not_applicable"?, "stats"?,
+        "extra"?}`` per utterance (missing values included). Returns the block written to
+        summary.json: the declared aggregate as ``value`` (mean, or the exact ratio of summed
+        stats), mean, std, counts, failure reasons and any requested percentiles. A missing value
+        flagged ``not_applicable`` (see :class:`~qtts_bench.errors.NotApplicable`) counts in
+        ``n_not_applicable`` / ``not_applicable_reasons``, not as a failure; entries without the
+        flag (older results too) are failures. Subclasses extend it (``super()`` first).
         """
-        values, reasons, num, den = [], Counter(), 0.0, 0.0
+        values, reasons, not_applicable, num, den = [], Counter(), Counter(), 0.0, 0.0
         for entry in entries:
             if entry.get("value") is None:
-                reasons[entry.get("reason", "unknown")] += 1
+                counter = not_applicable if entry.get("not_applicable") is True else reasons
+                counter[entry.get("reason", "unknown")] += 1
                 continue
             values.append(float(entry["value"]))
             if self.ratio:
@@ -120,6 +129,8 @@ class Metric:
         block = {"aggregation": self.aggregation, "value": value, "mean": mean, "std": std,
                  "n_scored": len(values), "n_failed": sum(reasons.values()),
                  "failure_reasons": dict(reasons.most_common()),
+                 "n_not_applicable": sum(not_applicable.values()),
+                 "not_applicable_reasons": dict(not_applicable.most_common()),
                  "direction": self.direction, "unit": self.unit}
         if self.percentiles:
             block.update(percentiles(values, self.percentiles))

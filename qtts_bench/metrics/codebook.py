@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ..errors import MetricFailure
+from ..errors import MetricFailure, NotApplicable
 from .base import Inputs, Metric, Score
 
 
@@ -107,9 +107,12 @@ def pooled_usage(stats_list: list[dict]) -> dict | None:
 
 
 def _utterance_usage(inputs: Inputs) -> tuple[np.ndarray, int, dict]:
-    """-> (histograms (n_codebooks, codebook_size), codebook_size, usage statistics); MetricFailure if unusable."""
+    """-> (histograms (n_codebooks, codebook_size), codebook_size, usage statistics).
+
+    Raises NotApplicable when the system emits no codes, MetricFailure when its codes are unusable.
+    """
     if inputs.codes is None:
-        raise MetricFailure("the system emits no codec tokens (it is not a token codec or a codec-token TTS)")
+        raise NotApplicable("the system emits no codec tokens (it is not a token codec or a codec-token TTS)")
     size = inputs.system_info.get("codebook_size")
     if not size:
         raise MetricFailure("the system does not report its codebook_size")

@@ -217,6 +217,8 @@ class _MosMetric(Metric):
     sample_rate = MOS_RATE
     requires = ()
     namespace = ""
+    packages: dict = {"speechmos": "speechmos", "onnxruntime": "onnxruntime", "librosa": "librosa"}
+    extra = "mos"
 
     def __init__(self, min_seconds: float = 0.5, cache: bool = True, **params):
         super().__init__(min_seconds=min_seconds, cache=cache, **params)
@@ -226,6 +228,12 @@ class _MosMetric(Metric):
 
     def identity(self) -> dict:
         raise NotImplementedError
+
+    def unavailable(self) -> str | None:
+        """Why this metric cannot run here (its packages not installed), or None; imports nothing."""
+        from ..errors import not_installed
+
+        return not_installed(self.packages, self.extra, self.name)
 
     def compute(self, samples: np.ndarray):
         """JSON-able result for one prepared 16 kHz waveform."""
@@ -358,6 +366,13 @@ class DistillMos(_MosMetric):
 
     name = "distillmos"
     namespace = "mos-distillmos"
+    packages = {"torch": "torch"}
+    extra = "torch"
+
+    def unavailable(self) -> str | None:
+        from importlib.util import find_spec
+
+        return super().unavailable() or (str(_missing_distillmos()) if find_spec("distillmos") is None else None)
 
     def identity(self) -> dict:
         return distillmos_identity()
@@ -375,6 +390,8 @@ class Utmos(_MosMetric):
 
     name = "utmos"
     namespace = "mos-utmos"
+    packages = {"torch": "torch"}
+    extra = "torch"
 
     def __init__(self, repo: str | None = None, checkpoint: str | None = None, min_seconds: float = 0.5,
                  cache: bool = True):

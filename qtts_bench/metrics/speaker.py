@@ -104,6 +104,22 @@ class _SpeakerSimilarity(Metric):
         self._spec = make_backend(backend, **backend_params)  # validates name and parameters; loads nothing
         self._embedder: SpeakerEmbedder | None = None
 
+    def unavailable(self) -> str | None:
+        """Why this metric cannot run here (its speaker backend's packages not installed), or None."""
+        from importlib.util import find_spec
+
+        from ..errors import MissingExtraError, not_installed
+
+        if self._backend_name == "resemblyzer":
+            return not_installed({"resemblyzer": "resemblyzer", "torch": "torch"}, "speaker",
+                                 "speaker similarity (resemblyzer)")
+        missing = not_installed({"torch": "torch"}, "torch", f"speaker similarity ({self._backend_name})")
+        if missing is None and self._backend_name == "speechbrain_ecapa" and find_spec("speechbrain") is None:
+            missing = str(MissingExtraError("speechbrain", "torch", "speaker similarity (SpeechBrain ECAPA-TDNN)",
+                                            install="pip install speechbrain (with a torchaudio matching "
+                                                    "torch 2.13)"))
+        return missing
+
     def load(self, device: str = "cpu") -> None:
         if self._embedder is None:
             backend = shared_backend(self._backend_name, device, **self._backend_params)

@@ -2,26 +2,34 @@
 
 - ``rtf``: real-time factor = compute seconds / seconds of audio produced. Per utterance, and the
   aggregate is the exact ratio Σ seconds / Σ audio_seconds (not the mean of ratios).
-- ``ttft``: seconds until the first audio chunk of a streaming TTS; missing for non-streaming.
+- ``ttft``: seconds until the first audio chunk of a streaming TTS; not applicable (missing with
+  ``not_applicable``) for non-streaming systems.
 - ``peak_memory``: bytes; CUDA max allocated on GPU, peak process RSS on CPU, during the call.
 
 Warm-up calls are made by the runner before timing and never reach these metrics. The device and
 its name travel in each score's ``extra``. ``percentiles`` asks summary.json for p50/p95
-of the per-utterance values (see :func:`percentiles`).
+of the per-utterance values (see :func:`percentiles`). A system whose audio was made outside the
+harness says why it has no timing (``system_info["untimed"]``): the speed metrics then do not
+apply (:class:`~qtts_bench.errors.NotApplicable`), which is not a failure.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..errors import MetricFailure
+from ..errors import MetricFailure, NotApplicable
 from .base import PERCENTILE_METHOD, Inputs, Metric, Score, percentiles  # noqa: F401 (re-exported)
+
+
+TIMING_KEYS = ("seconds", "ttft_seconds", "peak_memory_bytes")  # absent from untimed systems
 
 
 def _number(info: dict, key: str, what: str) -> float:
     value = info.get(key)
-    if value is None:  # "untimed": the system's reason there is no timing (audio made elsewhere)
-        raise MetricFailure(info.get("untimed") or f"system_info has no '{key}' ({what})")
+    if value is None:
+        if key in TIMING_KEYS and info.get("untimed"):  # the system's reason it has no timing
+            raise NotApplicable(info["untimed"])
+        raise MetricFailure(f"system_info has no '{key}' ({what})")
     value = float(value)
     if not math.isfinite(value):
         raise MetricFailure(f"system_info '{key}' is not finite ({value})")
@@ -63,7 +71,7 @@ class Rtf(_SpeedMetric):
 
 
 class Ttft(_SpeedMetric):
-    """Time to first audio chunk (seconds) of a streaming system; missing when it does not stream."""
+    """Time to first audio chunk (seconds) of a streaming system; not applicable when it does not stream."""
 
     name = "ttft"
     unit = "s"
@@ -71,7 +79,7 @@ class Ttft(_SpeedMetric):
     def score(self, inputs: Inputs) -> Score:
         info = inputs.system_info
         if info.get("ttft_seconds") is None:
-            raise MetricFailure(info.get("untimed") or "the system does not stream (no time to first chunk)")
+            raise NotApplicable(info.get("untimed") or "the system does not stream (no time to first chunk)")
         ttft = _number(info, "ttft_seconds", "time to first chunk")
         stats = {"ttft_seconds": ttft}
         if info.get("seconds") is not None:

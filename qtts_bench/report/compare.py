@@ -186,8 +186,8 @@ def _compare_metric(b: Run, c: Run, metric: str, gate: Gate | None, options: Rep
         if gate:
             raise IncompatibleResults(f"--fail {gate.text}: '{metric}' cannot be compared: {what}")
         return result
-    result.failed_baseline = len(b.ids) - b.n_scored(metric)
-    result.failed_candidate = len(c.ids) - c.n_scored(metric)
+    result.failed_baseline = b.n_failed(metric)  # not-applicable utterances are not failures
+    result.failed_candidate = c.n_failed(metric)
     if gate is not None:
         _check_gate_sign(gate, info.direction)
         result.gate = gate

@@ -2,12 +2,14 @@
 
 ``leaderboard.csv``: one row per run (suite x dataset x system x parameter point). Per column
 ``K``: ``K`` (aggregate on the table's common utterances), ``K.ci_low``, ``K.ci_high``,
-``K.n_common``, ``K.n_scored``, ``K.n_failed``, ``K.all`` (aggregate over all the run's scored
-utterances), ``K.best`` (1 best, 0 not, empty without a value), ``K.status`` and ``K.note``
-(why there is no number), and for runs with several draws per item ``K.draws_std``,
-``K.draws_min``, ``K.draws_max`` and ``K.draws`` (JSON list: the corpus value of each draw on the
-same common utterances). Missing numbers are empty cells, never 0. Floats are written with
-Python's shortest round-trip repr, so ``pandas.read_csv`` gives back the same doubles.
+``K.n_common``, ``K.n_scored``, ``K.n_failed``, ``K.n_not_applicable`` (utterances the metric
+does not apply to: not failures; status ``not_applicable`` when it applies to none), ``K.all``
+(aggregate over all the run's scored utterances), ``K.best`` (1 best, 0 not, empty without a
+value), ``K.status`` and ``K.note`` (why there is no number), and for runs with several draws
+per item ``K.draws_std``, ``K.draws_min``, ``K.draws_max`` and ``K.draws`` (JSON list: the corpus
+value of each draw on the same common utterances). Missing numbers are empty cells, never 0.
+Floats are written with Python's shortest round-trip repr, so ``pandas.read_csv`` gives back the
+same doubles.
 ``columns.csv`` describes each column (unit, direction, aggregation, settings); ``ablations.csv``
 holds the paired deltas; ``by_category.csv`` (when records carry ``category``) one row per
 table x column x category x run.
@@ -22,8 +24,8 @@ from pathlib import Path
 
 from .table import Report
 
-CELL_FIELDS = ("ci_low", "ci_high", "n_common", "n_scored", "n_failed", "all", "best", "status", "note",
-               "draws_std", "draws_min", "draws_max", "draws")
+CELL_FIELDS = ("ci_low", "ci_high", "n_common", "n_scored", "n_failed", "n_not_applicable", "all", "best",
+               "status", "note", "draws_std", "draws_min", "draws_max", "draws")
 
 
 def _num(value) -> str:
@@ -82,6 +84,7 @@ def leaderboard_rows(report: Report) -> tuple[list[str], list[dict]]:
                 out[f"{k}.n_common"] = _num(cell.n_common) if cell.status != "absent" else ""
                 out[f"{k}.n_scored"] = _num(cell.n_scored) if cell.status != "absent" else ""
                 out[f"{k}.n_failed"] = _num(cell.n_failed) if cell.status != "absent" else ""
+                out[f"{k}.n_not_applicable"] = _num(cell.n_not_applicable) if cell.status != "absent" else ""
                 out[f"{k}.all"] = _num(cell.all_value)
                 out[f"{k}.best"] = _num(cell.best) if est is not None and column.direction else ""
                 out[f"{k}.status"] = cell.status

@@ -168,15 +168,22 @@ def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
     if cell is None or cell.estimate is None:
         why = cell.note if cell is not None else "not in this table"
         short = {"absent": "not scored", "all_failed": "all failed", "no_common": "no common utt.",
-                 "no_stats": "no stats"}.get(cell.status if cell else "absent", "—")
+                 "no_stats": "no stats", "not_applicable": "n/a (not applicable)"}.get(
+                     cell.status if cell else "absent", "—")
         if cell is not None and cell.status == "absent" and column.info.source == "system":
             short = "n/a"
+        if cell is not None and cell.status == "not_applicable":
+            why = "; ".join(f"{r} ({n})" for r, n in list(cell.not_applicable_reasons.items())[:4]) or cell.note
+            return (f'<td class="missing na" data-v="" title="not applicable: {esc(why)}">'
+                    f'n/a<span class="why">{esc(short)}</span></td>')
         return f'<td class="missing" data-v="" title="{esc(why)}">—<span class="why">{esc(short)}</span></td>'
     est = cell.estimate
     classes = ["num"] + (["best"] if cell.best else []) + (["tied"] if cell.tied else [])
     ci = (f'<span class="ci">[{fmt(est.low, decimals)}, {fmt(est.high, decimals)}]</span>'
           if est.low is not None else '<span class="ci">no CI (n&lt;2)</span>')
     failed = f' · <span class="f">{cell.n_failed} ✗</span>' if cell.n_failed else ""
+    if cell.n_not_applicable:
+        failed += f' · <span class="na" title="not applicable (not failures)">{cell.n_not_applicable} n/a</span>'
     tip = [f"{fmt(est.value, decimals + 1)} on {est.n} common utterances"]
     spread = draws_html(cell, decimals)
     if cell.draws is not None:
@@ -192,6 +199,9 @@ def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
                    f"{fmt(d.high, decimals + 1, True)}]" + (" (not significant)" if cell.tied else ""))
     if cell.failure_reasons:
         tip.append("failures: " + "; ".join(f"{r} ({n})" for r, n in list(cell.failure_reasons.items())[:4]))
+    if cell.not_applicable_reasons:
+        tip.append("not applicable: " + "; ".join(f"{r} ({n})"
+                                                  for r, n in list(cell.not_applicable_reasons.items())[:4]))
     return (f'<td class="{" ".join(classes)}" data-v="{est.value!r}" title="{esc(" · ".join(tip))}">'
             f'<span class="v">{fmt(est.value, decimals)}</span>{ci}{spread}'
             f'<span class="n">{cell.n_scored} ✓{failed}</span></td>')
@@ -376,7 +386,8 @@ def runs_html(report: Report) -> str:
 
 LEGEND = ("Each number is the metric's declared aggregate on the utterances <b>every</b> system in the "
           "table scored (<i>n common</i> under the header), with its 95 % bootstrap CI in brackets; "
-          "✓ / ✗ count this run's scored and failed utterances. "
+          "✓ / ✗ count this run's scored and failed utterances; n/a counts those the metric does not "
+          "apply to (e.g. codebook usage of a codec without tokens), which are not failures. "
           '<span class="sw" style="background:var(--best)"></span>★ best in column by the metric\'s '
           'declared direction (↑ higher / ↓ lower is better); '
           '<span class="sw" style="background:var(--tied)"></span>≈ not significantly different from '

@@ -86,6 +86,8 @@ class Run:
     Per-metric arrays are aligned with ``ids`` (one entry per item): ``values[key]`` is float64
     with NaN where the metric has no value (its reason in ``reasons[key]``); ``stats[key][name]``
     likewise. ``records`` holds one record per item (its lowest draw), aligned with ``ids``.
+    ``not_applicable[key]`` is True where the metric does not apply to the item (stored entries
+    flagged ``not_applicable``; entries without the flag, as in older results, are failures).
 
     With several draws per item, ``values`` / ``stats`` are the per-item collapse (mean over the
     draws that scored; ratio stats summed over them), ``draws`` lists the draw numbers present,
@@ -120,6 +122,7 @@ class Run:
     draw_stats: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     draw_reasons: dict[str, list[list]] = field(default_factory=dict)
     n_records: int = 0  # (item, draw) records read
+    not_applicable: dict[str, np.ndarray] = field(default_factory=dict)  # key -> bool per item
 
     @property
     def n_draws(self) -> int:
@@ -145,10 +148,29 @@ class Run:
     def n_scored(self, key: str) -> int:
         return int(np.isfinite(self.values[key]).sum()) if key in self.values else 0
 
+    def n_not_applicable(self, key: str) -> int:
+        """Items the metric does not apply to (not failures)."""
+        flags = self.not_applicable.get(key)
+        return int(flags.sum()) if flags is not None else 0
+
+    def n_failed(self, key: str) -> int:
+        """Items recorded without a value for ``key`` that are failures (not the not-applicable ones)."""
+        return len(self.ids) - self.n_scored(key) - self.n_not_applicable(key)
+
     def failure_reasons(self, key: str) -> dict[str, int]:
+        """Reason -> count over the items that failed (not-applicable ones excluded)."""
+        return self._reasons(key, want_not_applicable=False)
+
+    def not_applicable_reasons(self, key: str) -> dict[str, int]:
+        """Reason -> count over the items the metric does not apply to."""
+        return self._reasons(key, want_not_applicable=True)
+
+    def _reasons(self, key: str, want_not_applicable: bool) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for value, reason in zip(self.values.get(key, ()), self.reasons.get(key, ())):
-            if not math.isfinite(value):
+        flags = self.not_applicable.get(key)
+        for i, (value, reason) in enumerate(zip(self.values.get(key, ()), self.reasons.get(key, ()))):
+            is_na = bool(flags[i]) if flags is not None else False
+            if not math.isfinite(value) and is_na == want_not_applicable:
                 counts[reason or "unknown"] = counts.get(reason or "unknown", 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
@@ -211,9 +233,10 @@ def read_run(folder: Path, source: str = "") -> Run:
 
     metrics = {key: MetricInfo.from_run_json(key, meta or {})
                for key, meta in (run_json.get("metrics") or {}).items()}
-    flat_values, flat_reasons, flat_stats = {}, {}, {}
+    flat_values, flat_reasons, flat_stats, flat_na = {}, {}, {}, {}
     for key, info in metrics.items():
         flat_values[key], flat_reasons[key], flat_stats[key] = _metric_arrays(flat, key, info)
+        flat_na[key] = _not_applicable_flags(flat, key)
     _add_system_columns(run_json, flat, metrics, flat_values, flat_reasons, flat_stats)
 
     # (item, draw) layout: one row per item id (first-seen order), one column per draw number
@@ -230,7 +253,7 @@ def read_run(folder: Path, source: str = "") -> Run:
     for record in sorted(flat, key=_draw):
         draw_records[row_of[str(record["id"])]].append(record)
     records = [group[0] for group in draw_records]
-    values, reasons, stats = {}, {}, {}
+    values, reasons, stats, not_applicable = {}, {}, {}, {}
     draw_values, draw_stats, draw_reasons = {}, {}, {}
     partly_failed: dict[str, tuple[int, int]] = {}
     for key in metrics:
@@ -242,6 +265,8 @@ def read_run(folder: Path, source: str = "") -> Run:
             grid[i][j] = reason
         draw_reasons[key] = grid
         values[key], stats[key], reasons[key], partial = _collapse(draw_values[key], draw_stats[key], grid)
+        not_applicable[key] = _collapse_not_applicable(flat_na.get(key), rows, cols, len(ids), len(draws),
+                                                       values[key])
         if partial[0]:
             partly_failed[key] = partial
 
@@ -277,7 +302,8 @@ def read_run(folder: Path, source: str = "") -> Run:
                summary=summary, ids=ids, records=records, values=values, reasons=reasons,
                stats=stats, n_items=n_items, n_system_errors=n_errors, notes=notes, name=str(label),
                draws=draws, samples=samples, draw_records=draw_records, draw_values=draw_values,
-               draw_stats=draw_stats, draw_reasons=draw_reasons, n_records=len(flat))
+               draw_stats=draw_stats, draw_reasons=draw_reasons, n_records=len(flat),
+               not_applicable=not_applicable)
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
@@ -433,6 +459,29 @@ def _read_records(path: Path, notes: list[str]) -> list[dict]:
     if duplicates:
         notes.append(f"{duplicates} duplicate utterance line(s) in items.jsonl; first kept")
     return records
+
+
+def _not_applicable_flags(records: list[dict], key: str) -> np.ndarray:
+    """Per record: the stored entry has no value and says the metric does not apply."""
+    flags = np.zeros(len(records), dtype=bool)
+    for i, record in enumerate(records):
+        entry = (record.get("metrics") or {}).get(key)
+        if (isinstance(entry, dict) and entry.get("not_applicable") is True
+                and math.isnan(_float(entry.get("value")))):
+            flags[i] = True
+    return flags
+
+
+def _collapse_not_applicable(flat: np.ndarray | None, rows: np.ndarray, cols: np.ndarray, n: int, d: int,
+                             values: np.ndarray) -> np.ndarray:
+    """Per item: no draw scored and every recorded draw was not applicable."""
+    if flat is None or not flat.size:
+        return np.zeros(n, dtype=bool)
+    recorded = np.zeros((n, d), dtype=bool)
+    na = np.zeros((n, d), dtype=bool)
+    recorded[rows, cols] = True
+    na[rows, cols] = flat
+    return ~np.isfinite(values) & recorded.any(axis=1) & (na | ~recorded).all(axis=1)
 
 
 def _float(value) -> float:

@@ -100,10 +100,10 @@ class DrawSpread:
 class Cell:
     """One run x one column. ``estimate`` is on the table's common utterances for the column."""
 
-    status: str  # ok | absent | all_failed | no_common | no_stats
+    status: str  # ok | absent | all_failed | not_applicable | no_common | no_stats
     estimate: Estimate | None = None
     n_scored: int = 0
-    n_failed: int = 0
+    n_failed: int = 0  # failures only: utterances the metric does not apply to are n_not_applicable
     n_common: int = 0
     all_value: float | None = None  # aggregate over every utterance this run scored
     note: str | None = None
@@ -112,6 +112,8 @@ class Cell:
     delta_to_best: Estimate | None = None
     failure_reasons: dict = field(default_factory=dict)
     draws: DrawSpread | None = None  # runs with several draws per item
+    n_not_applicable: int = 0
+    not_applicable_reasons: dict = field(default_factory=dict)
 
     @property
     def value(self) -> float | None:
@@ -371,9 +373,16 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
     for row in members:
         run = row.run
         n_scored = run.n_scored(column.metric)
-        cell = Cell("ok", n_scored=n_scored, n_failed=len(run.ids) - n_scored, n_common=len(common),
-                    failure_reasons=run.failure_reasons(column.metric))
+        cell = Cell("ok", n_scored=n_scored, n_failed=run.n_failed(column.metric), n_common=len(common),
+                    failure_reasons=run.failure_reasons(column.metric),
+                    n_not_applicable=run.n_not_applicable(column.metric),
+                    not_applicable_reasons=run.not_applicable_reasons(column.metric))
         row.cells[key] = cell
+        if not n_scored and cell.n_not_applicable and not cell.n_failed:
+            cell.status = "not_applicable"
+            top = next(iter(cell.not_applicable_reasons))
+            cell.note = f"not applicable ({top})"
+            continue
         if not n_scored:
             cell.status = "all_failed"
             top = next(iter(cell.failure_reasons), "no utterances recorded")
@@ -403,9 +412,12 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
         who = ", ".join(f"{name} ({n})" for name, n in sorted(missing.items(), key=lambda kv: -kv[1]))
         notes.append(_CommonNote(column.title, f"compared on {len(common)} of {len(universe)} "
                                  f"utterances common to all systems; not scored by {who}"))
-    left_out = [row.name for row in members if not scored[id(row)]]
+    left_out = [row.name for row in members if not scored[id(row)] and row.cells[key].status != "not_applicable"]
     if left_out:
         notes.append(f"{column.title}: no value for {', '.join(left_out)} (every utterance failed)")
+    not_applicable = [row.name for row in members if row.cells[key].status == "not_applicable"]
+    if not_applicable:
+        notes.append(f"{column.title}: not applicable to {', '.join(not_applicable)}")
     absent = [row.name for row in rows if row not in members and column.metric not in row.run.metrics]
     if absent and members:
         verb = "not recorded" if column.info.source == "system" else "not scored"

@@ -56,6 +56,23 @@ ASR_PARAMS = ("backend", "model", "device", "compute_type", "cpu_threads", "beam
 REFERENCE_RULE = "the item's spoken_text when set (the spoken form of the text), else its text"
 SELECTION_RULE = ("per utterance, the hypothesis with fewer errors against the reference (tie: the first "
                   "model); both models must transcribe the utterance, else it is missing with the reason")
+# Whisper's language codes (every backend's multilingual models; faster_whisper.tokenizer._LANGUAGE_CODES):
+# what the ASR can transcribe and the normalisers handle (seedtts/whisper/basic treat any of them).
+WHISPER_LANGUAGES = (
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi hr "
+    "ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn no oc pa "
+    "pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue"
+).split()
+
+
+def check_language(code: str | None, where: str = "language") -> str | None:
+    """The canonical code of ``code`` ('en-US' -> 'en'), None for none; ConfigError listing the
+    supported codes when neither Whisper nor the normalisers know it."""
+    lang = canonical_language(code)
+    if lang is None or lang in WHISPER_LANGUAGES:
+        return lang
+    raise ConfigError(f"{where}: unknown language '{code}'; Whisper and the text normalisers support these "
+                      f"codes (a region suffix such as en-US is allowed): {', '.join(WHISPER_LANGUAGES)}")
 
 
 class AsrErrorRate(Metric):
@@ -100,6 +117,7 @@ class AsrErrorRate(Metric):
         params["normalizer"] = normalizer or self.default_normalizer
         params["second_model"] = second_model or self.default_second_model
         check_profile(params["normalizer"])
+        check_language(language, f"metric '{self.name}': language")
         if params["second_model"] is not None and str(params["second_model"]) == str(model):
             raise ConfigError(f"metric '{self.name}': second_model is the same as model ('{model}')")
         super().__init__(**params)
@@ -109,6 +127,23 @@ class AsrErrorRate(Metric):
         self.transcriber = shared_transcriber(**asr)
         self.second = (shared_transcriber(**{**asr, "model": params["second_model"]})
                        if params["second_model"] is not None else None)
+
+    # ASR backend -> (importable module -> distribution, extra that installs them)
+    BACKEND_PACKAGES: ClassVar[dict] = {
+        "faster-whisper": ({"faster_whisper": "faster-whisper"}, "asr"),
+        "openai-whisper": ({"whisper": "openai-whisper"}, "asr-openai"),
+        "transformers": ({"transformers": "transformers", "torch": "torch"}, "asr-transformers"),
+    }
+
+    def unavailable(self) -> str | None:
+        """Why this metric cannot run here (its ASR backend or the text normalisers not installed)."""
+        from ...errors import not_installed
+
+        backend = self.params["backend"]
+        modules, extra = self.BACKEND_PACKAGES.get(backend, ({}, "asr"))
+        return (not_installed(modules, extra, f"{self.name} (ASR backend {backend})")
+                or not_installed({"whisper_normalizer": "whisper-normalizer", "zhconv": "zhconv", "zhon": "zhon"},
+                                 "asr", f"{self.name} (text normalisers)"))
 
     @property
     def transcribers(self) -> list:
