@@ -107,4 +107,4 @@ def test_other_systems_of_a_mixed_suite_record_the_reason(write_suite, tmp_path,
     entry = record["metrics"]["codebook_perplexity"]
     assert entry["value"] is None and "not a token codec" in entry["reason"]
     summary = json.loads((folder / "summary.json").read_text())["metrics"]["codebook_perplexity"]
-    assert summary["n_failed"] == 3 and summary["pooled"] is None
+    assert summary["n_failed"] == 0 and summary["n_not_applicable"] == 3 and summary["pooled"] is None
