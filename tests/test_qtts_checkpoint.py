@@ -102,3 +102,13 @@ def test_qdac_with_other_frame_rate_codebooks_or_weights_is_refused(tmp_path, co
         QttsTTS(checkpoint=str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match="top_p must be in"):
         QttsTTS(checkpoint=str(folder), top_p=1.5)
+
+
+def test_every_shipped_qtts_config_loads():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs" / "qtts").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        run = load_run_config(str(path))
+        assert run.card and run.model.frame_rate == 50, path

@@ -115,3 +115,20 @@ def test_bad_input_fails_the_utterance_with_a_reason(ckpts):
     assert s.unavailable() is None
     provenance = s.provenance()
     assert provenance["decoder"] == "hierarchical" and provenance["weights_sha256"]
+
+
+@pytest.mark.parametrize("name", ["qdac16-50hz-asr", "qdac16-25hz-asr"])
+def test_chunked_decoding_of_the_shipped_qdac_equals_one_whole_decode(name):
+    from qtts_bench.qtts.inference import ChunkedDecoder, measure_reach
+    from qtts_bench.systems.qdac import QdacCodec
+
+    codec = QdacCodec(name, n_codebooks=4)
+    codec.load("cpu")
+    reach = measure_reach(codec.decode, 4, codec.codebook_size, codec.cfg.hop)
+    assert reach is not None and 1 <= reach <= 16
+    codes = np.random.default_rng(0).integers(0, codec.codebook_size, (4, 47))
+    chunker = ChunkedDecoder(codec.decode, codec.cfg.hop, left=reach, right=reach, chunk=5)
+    pieces = [c for c in (chunker.push(codes[:, t]) for t in range(codes.shape[1])) if c is not None]
+    pieces.append(chunker.flush())
+    whole = codec.decode(codes)
+    assert len(pieces) > 3 and np.allclose(np.concatenate(pieces), whole, atol=1e-5)

@@ -98,7 +98,9 @@ class Heads(nn.Module):
 
     def all(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., dim) -> logits (..., K, C+1): every head on the same state (multihead)."""
-        return torch.einsum("...d,kvd->...kv", h, self.weight) + self.bias + self.eos_mask
+        K, V, d = self.weight.shape
+        out = F.linear(h, self.weight.reshape(K * V, d), self.bias.reshape(K * V))  # one GEMM for all heads
+        return out.view(*h.shape[:-1], K, V) + self.eos_mask
 
     def each(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., K, dim) -> logits (..., K, C+1): head k on state k (hierarchical)."""
