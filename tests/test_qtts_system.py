@@ -132,3 +132,13 @@ def test_chunked_decoding_of_the_shipped_qdac_equals_one_whole_decode(name):
     pieces.append(chunker.flush())
     whole = codec.decode(codes)
     assert len(pieces) > 3 and np.allclose(np.concatenate(pieces), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", ["hierarchical", "multihead"])
+def test_conforms_to_the_system_contract(tmp_path, ckpts, decoder):
+    from qtts_bench.conformance import check_constructor, check_system, make_request
+
+    folder = tiny_qtts(tmp_path / decoder, ckpts["codec"], decoder, max_text_tokens=320, max_audio_frames=1000)
+    system = check_constructor(QttsTTS, checkpoint=str(folder), max_seconds=1.0)
+    generation = check_system(system, make_request(system))
+    assert generation.extra["prompt_used"] and generation.codes.shape[0] == 4
