@@ -53,15 +53,25 @@ def read_audio(path: str | Path) -> Audio:
     return Audio(np.ascontiguousarray(samples, dtype=np.float32), int(sr))
 
 
-def write_audio(path: str | Path, audio: Audio) -> None:
-    """Write FLAC or WAV (by suffix), 16-bit PCM, atomically."""
+def write_audio(path: str | Path, audio: Audio, exact: bool = False) -> None:
+    """Write FLAC or WAV (by suffix), 16-bit PCM clipped to [-1, 1], atomically.
+
+    ``exact``: 32-bit float WAV (``path`` must end in .wav), the float32 samples unchanged and
+    unclipped, so :func:`read_audio` returns exactly what was written.
+    """
     import soundfile as sf
 
     path = Path(path)
+    fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
+    if exact and fmt != "WAV":
+        raise ValueError(f"{path}: exact (float) audio is written as .wav, not {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    sf.write(str(tmp), np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, format=fmt, subtype="PCM_16")
+    if exact:
+        sf.write(str(tmp), np.asarray(audio.samples, dtype=np.float32), audio.sample_rate, format="WAV",
+                 subtype="FLOAT")
+    else:
+        sf.write(str(tmp), np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, format=fmt, subtype="PCM_16")
     tmp.replace(path)
 
 

@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except QttsBenchError as exc:
         print(f"qtts-bench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder the user named or chose: say which, no traceback
+        if args.verbose:
+            logging.getLogger("qtts_bench").exception("traceback")
+        what = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc)
+        print(f"qtts-bench {args.command}: error: {what} (run with -v for the traceback)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; completed utterances are saved and a re-run resumes", file=sys.stderr)
         return 130

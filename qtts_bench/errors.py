@@ -47,6 +47,14 @@ class SystemFailure(QttsBenchError):
     """A system failed or returned unusable audio for this utterance."""
 
 
+class StoreError(QttsBenchError):
+    """A results folder cannot be read or written (corrupt items.jsonl, unwritable folder)."""
+
+
+class RunLockedError(StoreError):
+    """Another run holds the results folder; the message names it (pid, host, command, start)."""
+
+
 def require(module: str, extra: str, purpose: str = "", package: str | None = None):
     """Import an optional module, or raise MissingExtraError naming the extra to install.
 

@@ -27,7 +27,7 @@ from .errors import ConfigError, MetricFailure, QttsBenchError, SystemFailure
 from .metrics.base import Inputs, Metric
 from .provenance import environment, resolve_device
 from .registry import SYSTEMS
-from .store import RunStore, record_key, summarize
+from .store import RunStore, record_key, summarize, unwritable as store_unwritable
 from .suite import SystemPoint, ValidatedSuite
 from .systems.base import Generation, Request
 
@@ -157,6 +157,12 @@ class _Run:
                 f"resuming would mix them. Use --out for a new folder or delete that one.")
 
     def execute(self) -> RunOutcome:
+        """Run the missing utterances, holding the folder's lock throughout (a second run into
+        the same folder fails at once, naming this one)."""
+        with self.store.locked(self.command):
+            return self._execute()
+
+    def _execute(self) -> RunOutcome:
         self._check_resume_compatible()
         done = self.store.completed_keys()
         draws = range(self.v.suite.samples)
@@ -172,7 +178,8 @@ class _Run:
         summary = summarize(records, self.metrics, len(self.items),
                             {"label": self.point.label, "dataset": self.dataset_key,
                              "system": self.point.name, "suite": self.v.suite.name,
-                             "samples": self.v.suite.samples})
+                             "samples": self.v.suite.samples},
+                            n_duplicates_dropped=self.store.n_duplicates_dropped)
         self.store.write_summary(summary)
         return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo))
 
@@ -274,29 +281,38 @@ class _Run:
                       "prompt_text": item.prompt_text, "output_audio": None}
             record.update({k: v for k, v in (("spoken_text", item.spoken_text), ("category", item.category),
                                              ("draw", draw if self.v.suite.samples > 1 else None)) if v is not None})
+            records.append(record)
             try:
                 estimate, info, audio_in, unusable, codes = self._call_system(item, draw)
-                record["system"] = info
-                if self.v.suite.save_audio:
-                    suffix = f"~{draw}" if self.v.suite.samples > 1 else ""
-                    rel = f"audio/{item.id.replace('/', '__')}{suffix}.flac"
-                    write_audio(self.store.folder / rel, estimate)
-                    record["output_audio"] = rel
-                inputs.append(Inputs(item.id, estimate, audio_in.get("reference"), audio_in.get("prompt"),
-                                     item.text, item.language, info, codes, item.spoken_text, item.category))
-                scored.append(record)
-                skipped.append({k: {"value": None, "reason": f"{need} unusable: {unusable[need]}"}
-                                for k, m in self.metrics.items() for need in m.requires if need in unusable})
             except Exception as exc:  # keep going, say why
                 reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
                 record.update(status="error", error=reason)
                 record["metrics"] = {k: {"value": None, "reason": f"system failed: {reason}"}
                                      for k in self.metrics}
                 log.warning("%s / %s: %s", self.point.label, item.id, reason)
-            records.append(record)
+                continue
+            record["system"] = info
+            if self.v.suite.save_audio:  # a write failure is the store's, not the system's: it stops the run
+                record["output_audio"] = self._save_output(item.id, draw, estimate)
+            inputs.append(Inputs(item.id, estimate, audio_in.get("reference"), audio_in.get("prompt"),
+                                 item.text, item.language, info, codes, item.spoken_text, item.category))
+            scored.append(record)
+            skipped.append({k: {"value": None, "reason": f"{need} unusable: {unusable[need]}"}
+                            for k, m in self.metrics.items() for need in m.requires if need in unusable})
         for record, entries, missing in zip(scored, _score_all(self.metrics, inputs), skipped):
             record["metrics"] = {**entries, **missing}
         return records
+
+    def _save_output(self, item_id: str, draw: int, estimate: Audio) -> str:
+        """Write exactly what the metrics score: float32 WAV, samples unchanged (re-scoring the
+        file reproduces items.jsonl). -> the path relative to the run folder."""
+        suffix = f"~{draw}" if self.v.suite.samples > 1 else ""
+        rel = f"audio/{item_id.replace('/', '__')}{suffix}.wav"
+        try:
+            write_audio(self.store.folder / rel, estimate, exact=True)
+        except (OSError, RuntimeError) as exc:  # libsndfile reports a failed open as RuntimeError
+            raise store_unwritable(self.store.folder / rel, exc) from exc
+        return rel
 
 
 # Worker processes are forked after the system and metrics are loaded, so each inherits them.
@@ -307,21 +323,64 @@ def _worker_compute(batch: list[Item]) -> list[dict]:
     return _WORKER_RUN._compute(batch)
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
+    exit_with_parent(parent_pid)
+    if _WORKER_RUN is not None:  # the parent holds the folder lock; a worker must not keep it
+        _WORKER_RUN.store.forget_lock()
     # A forked child that reuses the parent's OpenMP thread pool deadlocks in torch; one
     # thread per worker avoids it (the workers are the parallelism).
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def exit_with_parent(parent_pid: int, use_prctl: bool = True) -> str:
+    """Make this (forked worker) process die when ``parent_pid`` does, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; then the parent is checked once more, since it
+    may have died before the call (the signal only comes for a death after it). Elsewhere, or
+    when prctl fails: a daemon thread polls ``os.getppid()`` twice a second and ``os._exit``s
+    once the process has been re-parented. -> which mechanism is in place.
+    """
+    import os
+    import signal
+
+    mechanism = None
+    if use_prctl and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                mechanism = "prctl"
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before (or while) we set this up
+        os._exit(1)
+    if mechanism is None:
+        import threading
+
+        def _watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=_watch, name="qtts-bench-parent-watch", daemon=True).start()
+        mechanism = "thread"
+    return mechanism
+
+
 def _parallel_map(run: "_Run", batches: list[list[Item]], jobs: int):
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
     global _WORKER_RUN
     _WORKER_RUN = run
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_init_worker) as pool:
+                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         yield from pool.map(_worker_compute, batches)
 
 

@@ -126,12 +126,17 @@ datasets: {{m: {{dataset: manifest, params: {{path: {manifest}}}}}}}
 systems: {{passthrough: {{}}}}
 metrics: {{si_sdr: {{}}}}
 """)
+    # An unreadable file is refused before any work (validation reads every audio header).
+    proc = cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert proc.returncode == 2 and "corrupt.wav" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+    # A file that passes validation but is unusable (silence) is a reasoned per-utterance failure.
+    manifest.write_text("".join(json.dumps({"id": i, "audio": f"{i}.wav"}) + "\n" for i in ("good", "silent")))
     proc = cli("run", str(path), "--out", str(tmp_path / "out"), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     recs = {r["id"]: r for r in _records(tmp_path / "out" / "bad" / "m" / "passthrough")}
     assert recs["good"]["status"] == "ok" and recs["good"]["metrics"]["si_sdr"]["value"] > 50
     assert "all silence" in recs["silent"]["error"] and "silent.wav" in recs["silent"]["error"]
-    assert "cannot read audio file" in recs["corrupt"]["error"] and "corrupt.wav" in recs["corrupt"]["error"]
 
 
 def test_malformed_suite_fails_before_any_work(write_suite, tmp_path, cli):

@@ -1,9 +1,12 @@
 import json
+import os
+import socket
 
 import pytest
 
+from qtts_bench.errors import QttsBenchError, RunLockedError, StoreError
 from qtts_bench.metrics.base import Metric
-from qtts_bench.store import RunStore, summarize
+from qtts_bench.store import RunStore, record_key, summarize
 
 
 def test_truncated_last_line_is_dropped_and_cut(tmp_path):
@@ -21,8 +24,49 @@ def test_corruption_in_the_middle_is_not_guessed(tmp_path):
     store = RunStore(tmp_path)
     store.items_path.parent.mkdir(parents=True, exist_ok=True)
     store.items_path.write_text('{"id": "a"}\nGARBAGE\n{"id": "b"}\n')
-    with pytest.raises(ValueError, match="corrupt record in the middle"):
+    with pytest.raises(StoreError, match=r"items.jsonl: corrupt record at line 2 \(byte 12\); the file was changed "
+                                         "outside qtts-bench: remove that line"):
         store.read_records()
+    store.items_path.write_text('{"id": "a"}\n[1, 2]\n{"id": "b"}\n')  # JSON, but not a record
+    with pytest.raises(StoreError, match="corrupt record at line 2"):
+        store.read_records()
+    assert issubclass(StoreError, QttsBenchError)  # the CLI reports it without a traceback, exit 2
+
+
+def test_duplicate_records_are_read_once_first_wins_and_counted(tmp_path):
+    store = RunStore(tmp_path)
+    store.append([{"id": "a", "v": 1}, {"id": "b", "v": 1}, {"id": "a", "draw": 1, "v": 1}])
+    store.append([{"id": "a", "v": 2}, {"id": "b", "draw": 0, "v": 2}, {"id": "a", "draw": 1, "v": 2}])
+    records = store.read_records()
+    assert [(record_key(r), r["v"]) for r in records] == [(("a", 0), 1), (("b", 0), 1), (("a", 1), 1)]
+    assert store.n_duplicates_dropped == 3
+    assert store.completed_keys() == {("a", 0), ("b", 0), ("a", 1)}
+    summary = summarize(records, {}, n_items=2, header={}, n_duplicates_dropped=store.n_duplicates_dropped)
+    assert summary["n_done"] == 3 and summary["n_duplicates_dropped"] == 3
+
+
+def test_a_second_lock_on_a_run_folder_fails_naming_the_holder(tmp_path):
+    store = RunStore(tmp_path / "run")
+    with store.locked(["qtts-bench", "run", "first.yaml"]):
+        with pytest.raises(RunLockedError) as caught:
+            with RunStore(tmp_path / "run").locked(["qtts-bench", "run", "second.yaml"]):
+                pass
+        message = str(caught.value)
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in message
+        assert "qtts-bench run first.yaml" in message and "started 20" in message and "--out" in message
+    with RunStore(tmp_path / "run").locked("again"):  # released at the end of the block
+        pass
+
+
+def test_unwritable_results_folder_is_a_store_error_naming_it(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = RunStore(blocker / "run")
+    with pytest.raises(StoreError, match=f"cannot write results to {blocker / 'run'}"):
+        with store.locked("x"):
+            pass
+    with pytest.raises(StoreError, match="cannot write results to"):
+        store.append([{"id": "a"}])
 
 
 def test_nan_is_never_written(tmp_path):

@@ -502,10 +502,15 @@ class Codec2Codec(_MeasuredDelayCodec):
     A parametric vocoder that does not keep the waveform's phase, so its delay is measured on
     multi-band energy envelopes (``delay.estimate_delay(method="envelope")``, about +-2 ms;
     PESQ aligns itself, STOI tolerates that).
-    Not bit-reproducible per utterance: the decoder draws unvoiced phases from libcodec2's
-    process-wide random generator (``codec2_rand``, a static LCG with no exported seed), so an
-    utterance's output depends on what was decoded before it in the process (measured on 4
-    Harvard sentences: PESQ-WB spread +-0.02, calibrated delay +-1 sample). Not flushed: ``delay_samples`` zeros are
+    Deterministic per utterance: the decoder draws unvoiced phases and postfilter noise from
+    libcodec2's process-wide random generator (``codec2_rand``, an LCG whose state is a static
+    ``next`` with no exported seed function; pycodec2 exposes nothing either), so left alone an
+    utterance's output would depend on what the process decoded before it (``--jobs``, resume
+    order). :class:`_Codec2RandomState` finds that static through the library's symbol table,
+    checks it really is the generator's state, and every decode resets it to its initial value
+    (1): each utterance decodes as in a freshly loaded library, its output a function of its
+    bitstream. Where the state cannot be found (a stripped or non-ELF library) the provenance
+    says so and outputs are not reproducible. Not flushed: ``delay_samples`` zeros are
     appended before encoding. Bits: the mode's bits per frame x frames (the byte padding of
     the 1300 and 700C frames in .c2 files is not counted).
     """
@@ -525,11 +530,17 @@ class Codec2Codec(_MeasuredDelayCodec):
     def nominal_bitrate(self) -> float:
         return float(self.mode)
 
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_random", None)  # process-local handle; load() finds it again
+        return state
+
     def _load_libraries(self):
         pycodec2 = require("pycodec2", "core", "the Codec2 codec")
         probe = pycodec2.Codec2(self.mode)
         self._frame_samples = probe.samples_per_frame()
         self._frame_bits = probe.bits_per_frame()
+        self._random = _Codec2RandomState.get()
         return pycodec2
 
     def _packet_bits(self, packet: bytes) -> int:
@@ -545,7 +556,8 @@ class Codec2Codec(_MeasuredDelayCodec):
 
     def _decode_raw(self, encoded: EncodedStream) -> np.ndarray:
         codec = self._lib.Codec2(self.mode)
-        chunks = [codec.decode(p) for p in encoded.packets]
+        with self._random.fresh():  # the library's initial random state for every utterance
+            chunks = [codec.decode(p) for p in encoded.packets]
         if not chunks:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32) / 32768.0
@@ -556,11 +568,130 @@ class Codec2Codec(_MeasuredDelayCodec):
         info = self._base_provenance()
         info.update({
             "mode": self.mode,
-            "decoder_randomness": ("unvoiced phases from libcodec2's process-wide codec2_rand(); "
-                                   "output depends on prior decoding in the process"),
+            "decoder_randomness": self._random.describe(),
             "samples_per_frame": self._frame_samples,
             "bits_per_frame": self._frame_bits,
             "pycodec2_version": version("pycodec2"),
             "bundled_libraries": _bundled_libraries("pycodec2", ("libcodec2",)),
         })
         return info
+
+
+class _Codec2RandomState:
+    """libcodec2's process-wide random generator, reset before every decode.
+
+    ``codec2_rand()`` (unvoiced phases in ``phase_synth_zero_order``, noise in ``postfilter``)
+    is ``next = next * 1103515245 + 12345; return (next >> 16) & 0x7fff`` over a file-static
+    ``unsigned long next = 1``. Its address is the loaded library's base plus the symbol's
+    value in the ELF ``.symtab`` (pycodec2's bundled libcodec2 is not stripped); the candidate
+    is accepted only if one call of ``codec2_rand`` moves it exactly as that LCG does. One
+    instance per process (forked workers inherit it: the library is mapped at the same address).
+    """
+
+    INITIAL = 1
+    _instance: "_Codec2RandomState | None" = None
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._cell = None
+        self.library: str | None = None
+        try:
+            self.library, self._cell = self._locate()
+            self.problem = None
+        except Exception as exc:  # any failure: outputs stay correct, only not reproducible
+            self.problem = f"{type(exc).__name__}: {exc}"
+
+    @classmethod
+    def get(cls) -> "_Codec2RandomState":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    @property
+    def controlled(self) -> bool:
+        return self._cell is not None
+
+    def fresh(self):
+        """Context: the generator at its initial state, held against other threads."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def _fresh():
+            with self._lock:
+                if self._cell is not None:
+                    self._cell.value = self.INITIAL
+                yield
+
+        return _fresh()
+
+    def describe(self) -> str:
+        if self.controlled:
+            return (f"unvoiced phases and postfilter noise from libcodec2's process-wide codec2_rand(); its "
+                    f"state (static 'next' in {self.library}, found via the ELF symbol table and checked "
+                    f"against the LCG) is reset to {self.INITIAL} before every utterance's decode, so each "
+                    "utterance decodes as in a freshly loaded library: deterministic, independent of order "
+                    "and worker process")
+        return (f"unvoiced phases from libcodec2's process-wide codec2_rand(), NOT controlled ({self.problem}): "
+                "an utterance's output depends on what the process decoded before it")
+
+    @staticmethod
+    def _locate():
+        import ctypes
+        import os
+
+        import pycodec2.pycodec2  # noqa: F401  (maps libcodec2 into the process)
+
+        path = None
+        with open("/proc/self/maps", encoding="utf-8") as fh:  # Linux: the file really mapped
+            for line in fh:
+                name = line.rstrip("\n").split(maxsplit=5)[-1]
+                if os.path.basename(name).startswith("libcodec2"):
+                    path = name
+                    break
+        if path is None:
+            raise RuntimeError("libcodec2 not found in /proc/self/maps")
+        lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)  # the copy pycodec2 uses, never a new one
+        symbols = _elf_symbols(path, {"next", "codec2_rand"})
+        funcs = [value for value, size, kind in symbols.get("codec2_rand", []) if kind == 2]
+        states = [value for value, size, kind in symbols.get("next", []) if kind == 1 and size == 8]
+        if len(funcs) != 1 or not states:
+            raise RuntimeError(f"{path}: symbols codec2_rand / next not in its symbol table (stripped?)")
+        rand = lib.codec2_rand
+        rand.restype, rand.argtypes = ctypes.c_int, []
+        base = ctypes.cast(rand, ctypes.c_void_p).value - funcs[0]
+        mask = (1 << 64) - 1
+        for value in states:
+            cell = ctypes.c_uint64.from_address(base + value)
+            before = cell.value
+            out = rand()
+            expected = (before * 1103515245 + 12345) & mask
+            if cell.value == expected and out == (expected >> 16) & 0x7FFF:
+                return path, cell
+        raise RuntimeError(f"{path}: no static 'next' moves as codec2_rand's LCG")
+
+
+def _elf_symbols(path: str, names: set[str]) -> dict[str, list[tuple[int, int, int]]]:
+    """name -> [(st_value, st_size, STT type)] from a 64-bit little-endian ELF's .symtab."""
+    import struct
+
+    data = open(path, "rb").read()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise RuntimeError(f"{path} is not a 64-bit little-endian ELF file")
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    found: dict[str, list[tuple[int, int, int]]] = {}
+    wanted = {n.encode() for n in names}
+    for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        strings = sections[link][4]
+        for pos in range(offset, offset + size, entsize or 24):
+            name, info, _, _, value, sym_size = struct.unpack_from("<IBBHQQ", data, pos)
+            start = strings + name
+            raw = data[start:data.index(b"\0", start)]
+            if raw in wanted:
+                found.setdefault(raw.decode(), []).append((value, sym_size, info & 0xF))
+    return found
