@@ -5,6 +5,11 @@ checks the structure; ``validate_suite`` also resolves every registry name, buil
 and metric (light constructors: nothing heavy is imported or loaded) and loads every dataset
 manifest, so a malformed suite fails before any work starts. Errors name the file and the field
 path, e.g. ``suites/x.yaml: systems.opus.params.bitrate: ...``. See docs/suites.md.
+
+The suites that ship with the package live in ``qtts_bench/suites/`` (package data; the
+checkout's ``suites/`` is a symlink to it). ``load_suite`` takes a path or the name of a shipped
+suite (:func:`resolve_suite`): a file that exists always wins, so a local copy shadows the
+shipped one.
 """
 
 from __future__ import annotations
@@ -98,6 +103,88 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+# ------------------------------------------------------------------------------- shipped suites
+SHIPPED_SUITES = Path(__file__).resolve().parent / "suites"
+SUITE_SUFFIXES = (".yaml", ".yml")
+
+
+def shipped_suites() -> dict[str, Path]:
+    """Name -> file of every suite shipped in the package, sorted by name.
+
+    The name is the file's path below ``qtts_bench/suites`` without ``.yaml``, e.g.
+    ``codec_baselines`` or ``ablations/qdac_asr_supervision``.
+    """
+    if not SHIPPED_SUITES.is_dir():
+        return {}
+    files = [p for p in SHIPPED_SUITES.rglob("*") if p.suffix in SUITE_SUFFIXES and p.is_file()]
+    return {p.relative_to(SHIPPED_SUITES).with_suffix("").as_posix(): p
+            for p in sorted(files, key=lambda p: p.relative_to(SHIPPED_SUITES).as_posix())}
+
+
+def _shipped_name(text: str) -> str:
+    """``suites/ablations/x.yaml`` / ``./x.yml`` / ``x`` -> the shipped-suite name it would mean."""
+    name = text.replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.removeprefix("suites/")
+    for suffix in SUITE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _shipped(text: str) -> Path | None:
+    """The shipped suite a relative ``text`` names, or None."""
+    if Path(text).is_absolute():
+        return None
+    return shipped_suites().get(_shipped_name(text))
+
+
+def resolve_suite(path: str | Path) -> Path:
+    """The suite file ``path`` names: the file itself when it exists (a local path always wins),
+    else ``path`` + ``.yaml`` for a bare name, else the shipped suite of that name.
+
+    A name may carry ``.yaml`` and the ``suites/`` prefix of the checkout, so
+    ``codec_baselines``, ``codec_baselines.yaml`` and ``suites/codec_baselines.yaml`` all name
+    the shipped suite from any folder. Raises ConfigError listing the shipped suites otherwise.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise ConfigError(f"{path} is a folder, not a suite file; shipped suites: "
+                          f"{', '.join(shipped_suites()) or 'none'} (qtts-bench list suites)")
+    if not path.suffix and path.with_suffix(".yaml").is_file():
+        return path.with_suffix(".yaml")
+    text = str(path)
+    if path.is_absolute():
+        raise ConfigError(f"suite file not found: {text}")
+    found = _shipped(text)
+    if found is not None:
+        return found
+    import difflib
+
+    shipped = shipped_suites()
+    name = _shipped_name(text)
+    close = difflib.get_close_matches(name, list(shipped), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listed = ", ".join(shipped) or "none"
+    raise ConfigError(f"suite file not found: {text}, and no shipped suite is named '{name}'{hint} "
+                      f"(shipped suites: {listed}; see qtts-bench list suites)")
+
+
+def describe_suite(path: Path) -> tuple[str, str]:
+    """(name, first sentence of the description) of a suite file, includes merged; nothing validated."""
+    data, _ = _resolve_includes(path)
+    return str(data.get("name", path.stem)), first_sentence(str(data.get("description") or ""))
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` with its whitespace folded ("" for no text)."""
+    folded = " ".join(text.split())
+    match = re.search(r"(?<=[.!?])\s+(?=[A-Z(\"'])", folded)
+    return folded[:match.start()] if match else folded
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"suite file not found: {path}")
@@ -130,8 +217,14 @@ def _resolve_includes(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, li
     files = []
     for inc in includes:
         inc_path = (path.parent / inc)
+        if not inc_path.is_file() and not inc_path.suffix and inc_path.with_suffix(".yaml").is_file():
+            inc_path = inc_path.with_suffix(".yaml")
+        if not inc_path.is_file():  # relative to this file first; else a shipped suite's name
+            inc_path = _shipped(inc) or inc_path
         if not inc_path.is_file():
-            raise ConfigError(f"{path}: include: file not found: {inc_path}")
+            raise ConfigError(f"{path}: include: file not found: {path.parent / inc} (an include is "
+                              f"relative to the including file, or the name of a shipped suite: "
+                              f"{', '.join(shipped_suites()) or 'none'})")
         inc_data, inc_files = _resolve_includes(inc_path, (*seen, path))
         merged = deep_merge(merged, inc_data)
         files += inc_files
@@ -326,8 +419,9 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
 
     ``overrides``: ``KEY.PATH=VALUE`` strings (the CLI's ``--set``), applied after includes and
     before any check; the resolved suite (``Suite.raw``, stored in run.json) holds their result.
+    ``path`` may also name a shipped suite (:func:`resolve_suite`).
     """
-    path = Path(path)
+    path = resolve_suite(path)
     data, files = _resolve_includes(path)
     data = apply_overrides(data, overrides, path)
     for key, value in data.items():
