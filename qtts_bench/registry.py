@@ -94,6 +94,80 @@ class Registry:
         return name in self._entries
 
 
+# --------------------------------------------------------------------- what an entry needs
+# For `qtts-bench list`: what a built-in entry needs beyond the core dependencies, by target
+# ("module:attr", checked first) or module. "[name]" is an extra of pyproject.toml (pip install
+# 'qtts-bench[name]'), "apt ..." Debian packages; anything else is shown as written. Entries
+# not listed need only the core dependencies. tests/test_registry.py checks every entry against
+# what its class's unavailable() asks to install when nothing optional is present.
+BUILTIN_NEEDS = {
+    "qtts_bench.systems.kokoro": "[tts]",
+    "qtts_bench.systems.piper": "[piper]",
+    "qtts_bench.systems.qdac": "[torch]",
+    "qtts_bench.systems.qtts": "[torch]",
+    "qtts_bench.systems.neural_codecs": "[neural-codecs]",
+    "qtts_bench.systems.tts_cli:EspeakNgTTS": "apt espeak-ng",
+    "qtts_bench.systems.tts_cli:FliteTTS": "apt flite",
+    "qtts_bench.systems.tts_cli:FestivalTTS": "apt festival festvox-kallpc16k",
+    "qtts_bench.metrics.asr.metric": "[asr]",
+    "qtts_bench.metrics.speaker": "[speaker]",
+    "qtts_bench.metrics.mos": "[mos]",
+    "qtts_bench.metrics.mos:DistillMos": "[torch] + distillmos",
+    "qtts_bench.metrics.mos:Utmos": "[torch] + local SpeechMOS",
+}
+CORE = "core"
+
+
+def entry_needs(entry: Entry) -> str:
+    """What ``entry`` needs beyond the core dependencies ("core" for nothing more); imports nothing."""
+    if entry.target in BUILTIN_NEEDS:
+        return BUILTIN_NEEDS[entry.target]
+    module = entry.target.partition(":")[0]
+    if module in BUILTIN_NEEDS:
+        return BUILTIN_NEEDS[module]
+    if not module.startswith("qtts_bench."):
+        return "plugin"
+    return CORE
+
+
+def extras_of(needs: str) -> list[str]:
+    """The pyproject extras named in a ``needs`` text: "[torch] + distillmos" -> ["torch"]."""
+    import re
+
+    return re.findall(r"\[([A-Za-z0-9_-]+)\]", needs)
+
+
+def extra_missing(extra: str, distribution: str = "qtts-bench") -> list[str] | None:
+    """Distributions of ``extra`` (as the installed qtts-bench declares it) that are not installed,
+    or None when that cannot be told (qtts-bench's metadata not found, or it has no such extra).
+    Imports nothing."""
+    import re
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return None
+    missing: list[str] = []
+    declared = False
+    for requirement in requirements:
+        spec, _, marker = requirement.partition(";")
+        if not re.search(r"""extra\s*==\s*["']""" + re.escape(extra) + r"""["']""", marker):
+            continue
+        declared = True
+        name = re.match(r"\s*([A-Za-z0-9._-]+)", spec).group(1)
+        nested = re.search(r"\[([^\]]+)\]", spec)
+        if name.replace("_", "-").lower() == distribution and nested:
+            for sub in nested.group(1).split(","):
+                missing += extra_missing(sub.strip(), distribution) or []
+            continue
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return list(dict.fromkeys(missing)) if declared else None
+
+
 SYSTEMS = Registry("system", "qtts_bench.systems")
 METRICS = Registry("metric", "qtts_bench.metrics")
 DATASETS = Registry("dataset", "qtts_bench.datasets")

@@ -6,11 +6,13 @@ import sys
 
 
 def configure(parser) -> None:
-    parser.add_argument("suite", help="suite YAML file")
+    parser.add_argument("suite", help="suite YAML file, or the name of a shipped suite (qtts-bench list suites); "
+                                      "a file of that name in the working folder wins")
     parser.add_argument("--limit", type=int, help="only the first N utterances of each dataset")
     parser.add_argument("--systems", nargs="+", metavar="KEY", help="only these system keys of the suite")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the suite's, else auto)")
-    parser.add_argument("--out", help="results root (default: the suite's `output`, else results/)")
+    parser.add_argument("--out", help="results root (default: the suite's `output`, else results/, relative to the "
+                                      "working folder)")
     parser.add_argument("--jobs", type=int, help="worker processes (CPU; default: the suite's `jobs`, else 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 
 def configure(parser) -> None:
-    parser.add_argument("suite", help="suite YAML file")
+    parser.add_argument("suite", help="suite YAML file, or the name of a shipped suite (qtts-bench list suites); "
+                                      "a file of that name in the working folder wins")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",
                         help="override one suite value after includes, e.g. "
                              "--set datasets.d.params.path=/data/meta.lst (repeatable; VALUE is YAML)")
