@@ -6,7 +6,7 @@ Parameters: ``dir`` (the folder), ``pattern`` (default ``"{id}"``), ``sample_rat
 
 * File of an item: ``<dir>/<pattern>.wav``, else ``.flac``. ``pattern`` may use ``{id}`` (the
   item id; a ``/`` in it is a subfolder), ``{flat_id}`` (the id with ``/`` replaced by ``__``:
-  the layout ``save_audio: true`` writes, ``<run folder>/audio/<flat_id>.flac``) and
+  the layout ``save_audio: true`` writes, ``<run folder>/audio/<flat_id>.wav``) and
   ``{basename}`` (the part of the id after its last ``/``). A pattern ending in ``.wav`` or
   ``.flac`` names the file exactly. seed-tts-eval's layout, ``<dir>/<utt>.wav``, is the default:
   the ``seedtts`` dataset's ids are meta.lst's ``utt`` without ``.wav``. When both ``x.wav`` and
