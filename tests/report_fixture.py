@@ -59,28 +59,35 @@ def write_run(out: Path, *, suite: str, dataset: str, label: str, system: str, p
               failures: dict | None = None, system_errors: tuple = (), save_audio: bool = False,
               n_done: int | None = None, finished: bool = True, write_summary: bool = True,
               nominal_bitrate: float | None = None, rtf: float = 0.05, device: str = "cpu",
-              schema_version: int = 1, kind: str = "codec") -> Path:
-    """One run folder. ``quality`` in [0, 1] shifts every metric; ``failures``: {metric: ids}."""
+              schema_version: int = 1, kind: str = "codec", target: str = "tests:fixture",
+              jobs: int | None = 1, pooled: dict | None = None) -> Path:
+    """One run folder. ``quality`` in [0, 1] shifts every metric; ``failures``: {metric: ids}.
+
+    ``target``: the system's registry target (``qtts_bench.systems.classical:Passthrough`` makes a
+    reference row); ``jobs``: run.json's worker processes (None: not recorded, as in older results);
+    ``pooled``: {metric: block} written as summary.json's corpus ``pooled`` codebook usage."""
     folder = out / suite / dataset / label
     folder.mkdir(parents=True, exist_ok=True)
     failures = failures or {}
     rng = np.random.default_rng(seed)
     run_json = {
         "schema_version": schema_version,
-        "suite": {"name": suite, "path": f"suites/{suite}.yaml", "sha256": "0" * 64, "resolved": {}},
+        "suite": {"name": suite, "path": f"qtts_bench/suites/{suite}.yaml", "sha256": "0" * 64, "resolved": {}},
         "run": {"dataset": dataset, "system": system, "label": label, "params": params, "axes": axes},
         "dataset": {"name": dataset, "type": "bundled", "params": {}, "n_items": len(items),
                     "items_sha256": "1" * 64, "source": "fixture"},
-        "system": {"name": system, "kind": kind, "target": "tests:fixture", "params": params,
+        "system": {"name": system, "kind": kind, "target": target, "params": params,
                    "sample_rate": SR, "nominal_bitrate": nominal_bitrate, "provenance": {}},
         "metrics": metrics,
         "audio": {"resampler": "soxr", "resampler_version": "1.1.0", "quality": "VHQ", "alignment": "trim"},
         "environment": {"qtts_bench": "0.1.0", "git": {"commit": "f" * 40, "dirty": False},
                         "python": "3.11.7", "platform": "linux", "cpu": "Fixture CPU", "device": device,
                         "device_name": device, "packages": {}},
-        "seed": 0, "command": ["qtts-bench", "run", f"suites/{suite}.yaml"],
+        "seed": 0, "command": ["qtts-bench", "run", suite],
         "started": "2026-11-25T18:00:00Z",
     }
+    if jobs is not None:
+        run_json["jobs"] = jobs
     if finished:
         run_json["finished"] = "2026-11-25T18:05:00Z"
     (folder / "run.json").write_text(json.dumps(run_json, indent=2))
@@ -115,7 +122,8 @@ def write_run(out: Path, *, suite: str, dataset: str, label: str, system: str, p
     if write_summary:
         summary = {"schema_version": schema_version, "label": label, "dataset": dataset, "system": system,
                    "n_items": len(items), "n_done": len(lines),
-                   "n_system_errors": sum(r["status"] != "ok" for r in lines), "metrics": {}}
+                   "n_system_errors": sum(r["status"] != "ok" for r in lines),
+                   "metrics": {key: {"pooled": block} for key, block in (pooled or {}).items()}}
         (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -150,7 +158,8 @@ def codec_store(root: Path, n: int = 24, save_audio: bool = True) -> Path:
     common = {"suite": "codec_baselines", "dataset": "bundled", "items": items}
     metrics = {"pesq_wb": PESQ, "stoi": STOI, "wer": WER}
     write_run(out, label="passthrough", system="passthrough", params={}, axes={}, metrics=metrics,
-              quality=1.0, seed=1, save_audio=save_audio, rtf=0.001, **common)
+              quality=1.0, seed=1, save_audio=save_audio, rtf=0.001,
+              target="qtts_bench.systems.classical:Passthrough", **common)
     for j, bitrate in enumerate((6000, 12000, 24000)):
         fails = {"pesq_wb": [items[3 % n]["id"], items[7 % n]["id"]]} if bitrate == 6000 else {}
         write_run(out, label=f"opus@bitrate={bitrate}", system="opus", params={"bitrate": bitrate},
@@ -164,8 +173,22 @@ def codec_store(root: Path, n: int = 24, save_audio: bool = True) -> Path:
             write_run(out, label=label, system="qdac", params=params, axes=dict(params),
                       metrics={**metrics, "utmos": UTMOS}, quality=0.5 + 0.15 * k + 0.03 * d,
                       seed=100 + 10 * d + k, system_errors=errors, save_audio=save_audio,
-                      nominal_bitrate=50 * cb * 10, rtf=0.2 + 0.1 * d, **common)
+                      nominal_bitrate=50 * cb * 10, rtf=0.2 + 0.1 * d, jobs=2 if decoder == "transformer" else 1,
+                      pooled={"codebook_perplexity": pooled_usage_block(cb, n - len(errors))}, **common)
     return out
+
+
+def pooled_usage_block(n_codebooks: int, n_utterances: int, size: int = 1024, frame_rate: float = 50.0) -> dict:
+    """summary.json's ``pooled`` block of codebook_perplexity (metrics/codebook.py usage_from_histograms):
+    codebook k uses fewer codes the deeper it is."""
+    perplexity = [600.0 / (1 + 0.2 * k) for k in range(n_codebooks)]
+    entropy = [float(np.log2(p)) for p in perplexity]
+    dead = [0.1 + 0.05 * k for k in range(n_codebooks)]
+    return {"n_codebooks": n_codebooks, "codebook_size": size, "frames": 100 * n_utterances,
+            "entropy_bits": entropy, "perplexity": perplexity, "dead_fraction": dead,
+            "mean_perplexity": float(np.mean(perplexity)), "mean_dead_fraction": float(np.mean(dead)),
+            "bitrate": frame_rate * n_codebooks * 10, "entropy_bitrate": frame_rate * sum(entropy),
+            "n_utterances": n_utterances}
 
 
 def shifted_copy(src: Path, dst: Path, metric: str, deltas) -> Path:

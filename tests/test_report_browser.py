@@ -144,3 +144,79 @@ def test_listening_page_sorts_worst_first(browser, report_dir):
     assert not page.page.locator("th[data-sys='0']").is_visible()
     assert page.errors == []
     page.page.close()
+
+
+# --- issue 12: what a new user sees ---------------------------------------------------------------
+def test_reference_row_is_marked_first_and_never_starred(browser, report_dir):
+    page = Page(browser, report_dir / "index.html")
+    first = page.page.locator("table.lb tbody tr").first
+    assert first.locator("td.sys .name").inner_text() == "passthrough"
+    badge = first.locator(".badge.ref")
+    assert badge.is_visible() and badge.inner_text() == "reference"
+    assert first.locator("td.best, td.tied").count() == 0
+    # every quality column still has its star, on a row that is not the reference
+    for header in ("pesq_wb", "stoi", "wer", "RTF"):
+        idx = page.page.evaluate("""(text) => Array.from(document.querySelector('table.lb').tHead.rows[0].cells)
+            .findIndex(th => th.querySelector('button.sort') &&
+                             th.querySelector('button.sort').textContent.startsWith(text))""", header)
+        stars = page.page.evaluate("""(idx) => Array.from(document.querySelectorAll('table.lb tbody tr'))
+            .filter(r => r.cells[idx].classList.contains('best')).map(r => r.dataset.reference || 'ranked')""", idx)
+        assert stars == ["ranked"], (header, stars)
+    # sorting keeps the mark on the row (it moves with it)
+    page.page.locator("table.lb thead button.sort", has_text="pesq_wb").click()
+    assert page.page.locator("table.lb tbody tr[data-reference] .badge.ref").count() == 1
+    assert page.errors == []
+    page.page.close()
+
+
+def test_rtf_shows_the_jobs_and_device_of_each_run(browser, report_dir):
+    page = Page(browser, report_dir / "index.html")
+    texts = page.page.evaluate("""() => {
+        const t = document.querySelector('table.lb');
+        const idx = Array.from(t.tHead.rows[0].cells).findIndex(th => th.querySelector('button.sort') &&
+            th.querySelector('button.sort').textContent.startsWith('RTF'));
+        return Array.from(t.tBodies[0].rows).map(r => {
+            const j = r.cells[idx].querySelector('.jobs'); return j ? j.innerText : null; });
+    }""")
+    assert len(texts) == 10 and None not in texts
+    assert texts.count("jobs 2 · cpu") == 3 and texts.count("jobs 1 · cpu") == 7  # qdac transformer: jobs 2
+    many = page.page.locator("td.num .jobs.many").first
+    assert many.is_visible() and "inflates" in many.get_attribute("title")
+    assert page.page.locator("td.num .jobs").count() == 10  # only under the timed column
+    notes = page.page.locator(".notes").first.inner_text()
+    assert "RTF: runs used different numbers of worker processes" in notes
+    page.page.close()
+
+
+def test_pooled_codebook_usage_is_shown(browser, report_dir):
+    page = Page(browser, report_dir / "index.html")
+    pooled = page.page.locator("table.pooled")
+    assert pooled.is_visible()
+    assert page.page.locator("h3", has_text="Codebook usage over the corpus").is_visible()
+    assert pooled.locator("tbody tr").count() == 6  # the qdac runs
+    headers = pooled.locator("thead th").all_inner_texts()
+    assert any(h.startswith("Corpus perplexity") for h in headers)
+    assert any(h.startswith("Dead codes") for h in headers) and any(h.startswith("Entropy bitrate") for h in headers)
+    row = pooled.locator("tbody tr", has_text="transformer").filter(has_text="n_codebooks=16").first
+    values = row.locator("td.num .v").all_inner_texts()
+    # utterances, codebooks, perplexity (mean of 600/(1+0.2k)), dead %, entropy kbit/s, fixed kbit/s
+    assert values[0] == "8" and values[1].startswith("16") and values[-1] == "8.00"
+    assert float(values[2]) > 100 and 10 < float(values[3]) < 100
+    page.page.close()
+
+
+def test_listening_link_says_which_runs_kept_no_audio_before_it_is_clicked(browser, report_dir, tmp_path):
+    page = Page(browser, report_dir / "index.html")
+    link = page.page.locator("p.listen-link")
+    assert link.is_visible()
+    text = link.inner_text()
+    assert "Outputs of 3 of 10 runs were not kept" in text and "opus@bitrate=6000" in text
+    page.page.close()
+    store = codec_store(tmp_path, n=4, save_audio=False)
+    write_report([store], tmp_path / "report", ReportOptions(n_resamples=100), plots=False)
+    page = Page(browser, tmp_path / "report" / "index.html")
+    link = page.page.locator("p.listen-link")
+    assert "no outputs to play" in link.locator("a").inner_text()
+    assert "no run kept its audio" in link.inner_text() and "save_audio: true" in link.inner_text()
+    assert page.page.locator("p.listen-link a.noaudio").is_visible()
+    page.page.close()

@@ -62,7 +62,10 @@ def test_missing_metric_is_explained_not_zero(written):
     assert passthrough["utmos"] == "" and passthrough["utmos.status"] == "absent"
     assert passthrough["utmos.note"] == "not scored in this run"
     assert passthrough["sys.kbps"] == "" and passthrough["sys.kbps.note"] == "not recorded in this run"
-    assert rows["passthrough"]["pesq_wb.best"] == "1" and rows["opus@bitrate=6000"]["pesq_wb.best"] == "0"
+    # passthrough is the reference row: never best, whatever its value
+    assert rows["passthrough"]["reference"] == "1" and rows["passthrough"]["pesq_wb.best"] == "0"
+    assert rows["opus@bitrate=6000"]["reference"] == "0" and rows["opus@bitrate=6000"]["pesq_wb.best"] == "0"
+    assert sum(r["pesq_wb.best"] == "1" for r in rows.values()) == 1
     assert rows["passthrough"]["sys.kbps.best"] == ""  # bitrate declares no better direction
 
 

@@ -65,9 +65,15 @@ def test_ratio_metric_is_ratio_of_sums(store, report):
 def test_best_follows_declared_direction(report):
     table = report.tables[0]
     best = {key: [r.run.label for r in table.rows if r.cells[key].best] for key in ("pesq_wb", "wer", "sys.rtf")}
-    assert best["pesq_wb"] == ["passthrough"]  # higher is better
-    assert best["wer"] == ["passthrough"]  # lower is better
-    assert best["sys.rtf"] == ["passthrough"]
+    ranked = [r for r in table.rows if not r.run.reference]  # passthrough is the reference: never best
+
+    def values(key):
+        return {r.run.label: r.cells[key].value for r in ranked if r.cells[key].value is not None}
+
+    assert best["pesq_wb"] == [max(values("pesq_wb").items(), key=lambda kv: kv[1])[0]]  # higher is better
+    assert best["wer"] == [min(values("wer").items(), key=lambda kv: kv[1])[0]]  # lower is better
+    assert best["sys.rtf"] == [min(values("sys.rtf").items(), key=lambda kv: kv[1])[0]]
+    assert best["sys.rtf"][0].startswith("opus")
     assert not any(r.cells["sys.kbps"].best for r in table.rows if "sys.kbps" in r.cells)  # no direction
     utmos = {r.run.label: r.cells["utmos"] for r in table.rows}
     assert utmos["passthrough"].status == "absent" and utmos["passthrough"].value is None
@@ -237,3 +243,127 @@ def test_ratio_without_stats_gets_no_number(tmp_path):
     (folder / "items.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     cell = build_report(*load_runs([out]), FAST).tables[0].rows[0].cells["wer"]
     assert cell.status == "no_stats" and cell.value is None and "ratio statistics" in cell.note
+
+
+# --- reference rows, jobs next to timings, pooled codebook usage, listening link (issue 12) ----------
+def test_reference_rows_come_first_and_never_take_best_or_tied(report):
+    table = report.tables[0]
+    first = table.rows[0]
+    assert first.run.label == "passthrough" and first.run.reference
+    assert not any(r.run.reference for r in table.rows[1:])
+    for key, cell in first.cells.items():
+        assert not cell.best and not cell.tied and cell.delta_to_best is None, key
+    # passthrough has the best PESQ and RTF of all, yet someone else holds the star
+    assert first.cells["pesq_wb"].value > max(r.cells["pesq_wb"].value for r in table.rows[1:]
+                                              if r.cells["pesq_wb"].value is not None)
+    for key in ("pesq_wb", "stoi", "wer", "sys.rtf"):
+        assert sum(r.cells[key].best for r in table.rows) == 1, key
+
+
+def test_reference_is_read_from_run_json_flags_else_the_target():
+    from qtts_bench.report.load import is_reference
+
+    passthrough = "qtts_bench.systems.classical:Passthrough"
+    assert is_reference({"system": {"target": passthrough}})
+    assert not is_reference({"system": {"target": "qtts_bench.systems.classical:OpusCodec"}})
+    assert not is_reference({"system": {"target": passthrough, "reference": False}})
+    assert is_reference({"system": {"target": "my.tts:GroundTruth", "reference": True}})
+    assert is_reference({"system": {"target": "x:y", "provenance": {"reference": True}}})
+    assert not is_reference({})
+
+
+def test_reference_targets_are_the_systems_that_declare_themselves_references():
+    from qtts_bench.registry import SYSTEMS
+    from qtts_bench.report.load import REFERENCE_TARGETS
+
+    declared = {e.target for e in SYSTEMS.entries() if getattr(e.load(), "reference", False) is True}
+    assert declared == set(REFERENCE_TARGETS)
+
+
+def test_category_breakdown_never_ranks_a_reference(tmp_path):
+    items = write_references(tmp_path / "data", 12)
+    for i, item in enumerate(items):
+        item["category"] = "numbers" if i % 2 else "questions"
+    out = tmp_path / "results"
+    write_run(out, suite="s", dataset="d", label="passthrough", system="passthrough", params={}, axes={},
+              metrics={"pesq_wb": PESQ}, items=items, quality=1.0, seed=1,
+              target="qtts_bench.systems.classical:Passthrough")
+    for label, quality in (("a", 0.3), ("b", 0.7)):
+        write_run(out, suite="s", dataset="d", label=label, system=label, params={}, axes={},
+                  metrics={"pesq_wb": PESQ}, items=items, quality=quality, seed=2)
+    for path in out.rglob("items.jsonl"):  # the fixture's records carry no category: add it
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        for record in records:
+            record["category"] = "numbers" if int(record["id"][-3:]) % 2 else "questions"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = build_report(*load_runs([out]), FAST).tables[0]
+    assert table.categories is not None
+    entry = table.categories.columns[0]
+    for category in table.categories.categories:
+        assert not entry.cells[(0, category)].best and not entry.cells[(0, category)].tied
+        assert sum(entry.cells[(j, category)].best for j in range(len(table.rows))) == 1
+
+
+def test_timed_columns_carry_jobs_and_device_and_a_note_when_jobs_differ(report, tmp_path_factory):
+    from qtts_bench.report.html import leaderboard_html
+
+    table = report.tables[0]
+    rtf = next(c for c in table.columns if c.key == "sys.rtf")
+    assert rtf.timed and not next(c for c in table.columns if c.key == "pesq_wb").timed
+    jobs = {r.run.label: r.run.jobs for r in table.rows}
+    assert jobs["passthrough"] == 1 and jobs["qdac@decoder=transformer,n_codebooks=4"] == 2
+    note = next(n for n in table.notes if n.startswith("RTF: runs used different numbers of worker processes"))
+    assert "jobs 2: qdac@decoder=transformer" in note and "compare speed only at equal jobs" in note
+    html = leaderboard_html(table)
+    assert html.count('class="jobs"') + html.count('class="jobs many"') == len(table.rows)  # RTF cells only
+    assert '<span class="jobs many"' in html and "jobs 2 · cpu" in html and "jobs 1 · cpu" in html
+
+
+def test_results_without_jobs_say_so(tmp_path):
+    items = write_references(tmp_path / "data", 6)
+    out = tmp_path / "results"
+    for label in ("a", "b"):
+        write_run(out, suite="s", dataset="d", label=label, system=label, params={}, axes={},
+                  metrics={"pesq_wb": PESQ}, items=items, quality=0.5, seed=3, jobs=None)
+    from qtts_bench.report.html import leaderboard_html
+
+    table = build_report(*load_runs([out]), FAST).tables[0]
+    assert all(r.run.jobs is None for r in table.rows)
+    assert "jobs ? · cpu" in leaderboard_html(table)
+    assert not any("worker processes" in n for n in table.notes)
+
+
+def test_pooled_codebook_usage_is_in_the_table_csv_and_page(store, report, tmp_path):
+    import csv
+
+    table = report.tables[0]
+    pooled = {(p.row.run.label, p.metric): p for p in table.pooled}
+    assert len(pooled) == 6 and all(metric == "codebook_perplexity" for _, metric in pooled)
+    entry = pooled[("qdac@decoder=conv,n_codebooks=8", "codebook_perplexity")]
+    assert entry.get("n_utterances") == 24 and entry.usage["n_codebooks"] == 8
+    summary = json.loads((entry.row.run.path / "summary.json").read_text())
+    block = summary["metrics"]["codebook_perplexity"]["pooled"]
+    assert entry.get("mean_perplexity") == block["mean_perplexity"]
+    _, files = write_report([store], tmp_path / "report", FAST, plots=False, listen=False)
+    with open(files.leaderboard, newline="") as fh:
+        rows = {r["label"]: r for r in csv.DictReader(fh)}
+    row = rows["qdac@decoder=conv,n_codebooks=8"]
+    assert float(row["pooled.codebook_perplexity.perplexity"]) == block["mean_perplexity"]
+    assert float(row["pooled.codebook_perplexity.dead_fraction"]) == block["mean_dead_fraction"]
+    assert float(row["pooled.codebook_perplexity.entropy_bitrate"]) == block["entropy_bitrate"]
+    assert rows["passthrough"]["pooled.codebook_perplexity.perplexity"] == ""
+    page = files.index.read_text()
+    assert "Codebook usage over the corpus" in page and 'id="pooled-codec_baselines-bundled"' in page
+    assert 'data-k="entropy_bitrate"' in page
+
+
+def test_listening_link_says_when_no_run_kept_audio(store, tmp_path):
+    _, files = write_report([store], tmp_path / "none", FAST, plots=False)
+    page = files.index.read_text()
+    assert 'class="noaudio"' in page and "(no outputs to play)" in page and "no run kept its audio" in page
+    mixed = codec_store(tmp_path / "mixed", n=6, save_audio=True)  # opus runs keep none
+    _, files = write_report([mixed], tmp_path / "mixed_report", FAST, plots=False)
+    page = files.index.read_text()
+    assert 'class="noaudio"' not in page
+    assert ("Outputs of 3 of 10 runs were not kept (opus@bitrate=6000, opus@bitrate=12000, opus@bitrate=24000)"
+            in page)

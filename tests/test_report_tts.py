@@ -106,7 +106,7 @@ def test_store_has_two_draws_per_item_and_categories(tts):
         assert sorted((r["id"], r["draw"]) for r in records) == sorted((i, d) for i in CATEGORIES for d in (0, 1))
         assert {r["id"]: r["category"] for r in records} == CATEGORIES
         for record in records:
-            assert record["output_audio"] == f"audio/{record['id']}~{record['draw']}.flac"
+            assert record["output_audio"] == f"audio/{record['id']}~{record['draw']}.wav"  # float32 WAV, exactly what was scored
             assert (results / "cat" / label / record["output_audio"]).is_file()
 
 
@@ -199,7 +199,7 @@ def test_listening_page_shows_text_prompt_and_every_draw(tts):
         assert sorted((s, d) for _, s, d in players) == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
         for src, sys_index, draw in players:
             target = (out / unquote(unescape(src))).resolve()
-            assert target.is_file() and target.name == f"{item_id}~{draw}.flac"
+            assert target.is_file() and target.name == f"{item_id}~{draw}.wav"
             assert target.parent.parent.name == ("plain", "streamed")[int(sys_index)]
     syn = (out / "listen-ttsrep-syn.html").read_text()
     assert '<select id="category">' not in syn  # the synthetic set has no categories

@@ -83,7 +83,7 @@ def build_categories(table: Table, options) -> CategoryBreakdown | None:
             for j, row in enumerate(table.rows):
                 cell, sample = _cell(row.cells.get(column.key), row.run, column, ids, options)
                 entry.cells[(j, category)] = cell
-                if sample is not None:
+                if sample is not None and not row.run.reference:  # a reference is never best
                     scored.append((cell, sample))
             mark_best(scored, column.direction, options)
         out.columns.append(entry)

@@ -1,6 +1,9 @@
 """CSV renderings of the table model.
 
-``leaderboard.csv``: one row per run (suite x dataset x system x parameter point). Per column
+``leaderboard.csv``: one row per run (suite x dataset x system x parameter point), with
+``reference`` (1 for a reference row such as passthrough: never best), ``jobs`` and ``device``
+(what timed columns depend on) and, for runs whose summary.json pools codebook usage,
+``pooled.<metric>.{perplexity,dead_fraction,entropy_bitrate,bitrate,n_utterances}``. Per column
 ``K``: ``K`` (aggregate on the table's common utterances), ``K.ci_low``, ``K.ci_high``,
 ``K.n_common``, ``K.n_scored``, ``K.n_failed``, ``K.n_not_applicable`` (utterances the metric
 does not apply to: not failures; status ``not_applicable`` when it applies to none), ``K.all``
@@ -24,6 +27,9 @@ from pathlib import Path
 
 from .table import Report
 
+# CSV name -> key of summary.json's pooled codebook usage (metrics/codebook.py)
+POOLED_FIELDS = {"perplexity": "mean_perplexity", "dead_fraction": "mean_dead_fraction",
+                 "entropy_bitrate": "entropy_bitrate", "bitrate": "bitrate", "n_utterances": "n_utterances"}
 CELL_FIELDS = ("ci_low", "ci_high", "n_common", "n_scored", "n_failed", "n_not_applicable", "all", "best",
                "status", "note", "draws_std", "draws_min", "draws_max", "draws")
 
@@ -51,10 +57,12 @@ def _param_names(report: Report) -> list[str]:
 def leaderboard_rows(report: Report) -> tuple[list[str], list[dict]]:
     """Header and rows of the leaderboard CSV (also used by tests)."""
     params = _param_names(report)
-    header = ["suite", "dataset", "run", "label", "system", "params", *[f"param.{p}" for p in params],
-              "n_items", "n_done", "n_draws", "n_system_errors", "notes", "source", "path"]
+    header = ["suite", "dataset", "run", "label", "system", "reference", "params", *[f"param.{p}" for p in params],
+              "n_items", "n_done", "n_draws", "n_system_errors", "jobs", "device", "notes", "source", "path"]
     for column in report.columns:
         header += [column.key, *[f"{column.key}.{f}" for f in CELL_FIELDS]]
+    pooled_metrics = list(dict.fromkeys(key for run in report.runs for key in run.pooled()))
+    header += [f"pooled.{key}.{f}" for key in pooled_metrics for f in POOLED_FIELDS]
     rows = []
     for table in report.tables:
         for row in table.rows:
@@ -64,7 +72,12 @@ def leaderboard_rows(report: Report) -> tuple[list[str], list[dict]]:
                    "params": json.dumps(run.params, sort_keys=True),
                    "n_items": _num(run.n_items), "n_done": _num(len(run.ids)), "n_draws": _num(run.n_draws),
                    "n_system_errors": _num(run.n_system_errors), "notes": "; ".join(run.notes),
-                   "source": run.source, "path": str(run.path)}
+                   "source": run.source, "path": str(run.path), "reference": _num(run.reference),
+                   "jobs": _num(run.jobs), "device": run.device or ""}
+            for key, usage in run.pooled().items():
+                for name, field in POOLED_FIELDS.items():
+                    value = usage.get(field)
+                    out[f"pooled.{key}.{name}"] = _num(value) if isinstance(value, (int, float)) else ""
             for p in params:
                 value = run.params.get(p)
                 out[f"param.{p}"] = "" if value is None else (

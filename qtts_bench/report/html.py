@@ -1,9 +1,11 @@
 """Self-contained HTML report (inline CSS and JS, plots as data: URIs; works from file://).
 
 One section per table: notes, sortable leaderboard (aggregate on the common utterances, 95 %
-bootstrap CI, scored / failed counts, best and statistically tied cells, spread across draws),
-the per-category breakdown (when records carry ``category``), ablations with paired deltas and
-verdicts, plots, and a link to the listening page.
+bootstrap CI, scored / failed counts, best and statistically tied cells, spread across draws;
+reference rows marked and never best; timed columns with each run's jobs and device), the
+per-category breakdown (when records carry ``category``), the corpus codebook usage (when
+summary.json pools it), ablations with paired deltas and verdicts, plots, and a link to the
+listening page that says beforehand when runs kept no audio.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from .. import __version__
 from .plots import Figure
 from .stats import Estimate
+from .load import Run
 from .table import Ablation, Cell, Column, Report, Table
 
 CSS = """
@@ -82,6 +85,14 @@ figcaption{font-size:12px;color:var(--muted);max-width:760px}
 details{margin:10px 0}summary{cursor:pointer;font-weight:600}
 .small{font-size:12px;color:var(--muted)}
 audio{width:210px;height:32px;display:block}
+tr.ref td{background:#f4f6fa}tr.ref td.sys .name{font-style:italic}
+.badge.ref{background:#e3e8f3;border:1px solid #c5cee3;color:#2a3b66}
+td.num .jobs{display:block;color:var(--muted);font-size:10.5px}
+td.num .jobs.many{color:#8a5a00}
+a.noaudio{color:var(--muted)}.listen-none{color:#7a5200}
+table.pooled td.num .v{font-weight:600}
+table.pooled td.num .n{display:block;color:var(--muted);font-size:10.5px;white-space:normal;max-width:230px;
+margin-left:auto}
 """
 
 SORT_JS = """
@@ -164,7 +175,22 @@ def column_header(column: Column, n_common: int | None) -> str:
     return "".join(parts)
 
 
-def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
+def jobs_html(run: Run | None) -> str:
+    """``jobs N · device`` under a timed value (parallel workers inflate timings)."""
+    if run is None:
+        return ""
+    jobs, device = run.jobs, run.device
+    text = f"jobs {'?' if jobs is None else jobs}" + (f" · {device}" if device else "")
+    many = jobs is not None and jobs > 1
+    tip = ("worker processes of the run" + (f": {jobs} shared the CPU while this was timed, which inflates it "
+                                            "compared with jobs 1" if many else "")
+           + (" (not recorded in this run.json)" if jobs is None else "")
+           + (f"; device {device}" if device else ""))
+    return f'<span class="jobs{" many" if many else ""}" title="{esc(tip)}">{esc(text)}</span>'
+
+
+def cell_html(cell: Cell | None, column: Column, decimals: int, run: Run | None = None) -> str:
+    """One leaderboard cell; ``run`` adds its jobs and device under a timed column's value."""
     if cell is None or cell.estimate is None:
         why = cell.note if cell is not None else "not in this table"
         short = {"absent": "not scored", "all_failed": "all failed", "no_common": "no common utt.",
@@ -202,9 +228,12 @@ def cell_html(cell: Cell | None, column: Column, decimals: int) -> str:
     if cell.not_applicable_reasons:
         tip.append("not applicable: " + "; ".join(f"{r} ({n})"
                                                   for r, n in list(cell.not_applicable_reasons.items())[:4]))
+    if run is not None and run.reference:
+        tip.append("reference row: not ranked")
+    jobs = jobs_html(run) if column.timed else ""
     return (f'<td class="{" ".join(classes)}" data-v="{est.value!r}" title="{esc(" · ".join(tip))}">'
             f'<span class="v">{fmt(est.value, decimals)}</span>{ci}{spread}'
-            f'<span class="n">{cell.n_scored} ✓{failed}</span></td>')
+            f'<span class="n">{cell.n_scored} ✓{failed}</span>{jobs}</td>')
 
 
 def draws_html(cell: Cell, decimals: int) -> str:
@@ -244,6 +273,9 @@ def leaderboard_html(table: Table) -> str:
             badges += '<span class="badge warn">unfinished</span> '
         if run.n_system_errors:
             badges += f'<span class="badge err">{run.n_system_errors} system error(s)</span>'
+        if run.reference:
+            badges = ('<span class="badge ref" title="the input itself (ground truth): shown for scale, never '
+                      'ranked best">reference</span> ') + badges
         cells = [f'<td class="sys" data-v="{esc(row.name)}" title="{esc(str(run.path))}">'
                  f'<span class="name">{esc(run.system)}</span>'
                  f'<span class="chips">{chips}</span>{badges}</td>']
@@ -252,9 +284,78 @@ def leaderboard_html(table: Table) -> str:
         draws = (f'<span class="n">× {run.n_draws} draws</span>' if run.n_draws > 1 else "")
         cells.append(f'<td class="num" data-v="{done}"><span class="v">{done}{total}</span>{draws}</td>')
         for column in table.columns:
-            cells.append(cell_html(row.cells.get(column.key), column, decimals[column.key]))
-        body.append("<tr>" + "".join(cells) + "</tr>")
+            cells.append(cell_html(row.cells.get(column.key), column, decimals[column.key], run))
+        tr = '<tr class="ref" data-reference="1">' if run.reference else "<tr>"
+        body.append(tr + "".join(cells) + "</tr>")
     return (f'<div class="scroll"><table class="lb sortable" id="lb-{esc(table.slug)}"><thead><tr>{"".join(head)}'
+            f'</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def listen_link_html(table: Table, href: str) -> str:
+    """The link to the listening page, saying before it is clicked which runs kept no audio."""
+    without = [row.name for row in table.rows if not row.run.kept_audio]
+    if len(without) == len(table.rows):
+        return (f'<p class="listen-link"><a class="noaudio" href="{esc(href)}">▶ Listening page for {esc(table.title)} '
+                f'(no outputs to play)</a> — <span class="listen-none">no run kept its audio (the suite had '
+                "<code>save_audio: false</code>)</span>: the page has the texts, references and per-utterance "
+                "metrics; set <code>save_audio: true</code> and re-run to hear the outputs.</p>")
+    kept = (f' <span class="listen-none">Outputs of {len(without)} of {len(table.rows)} runs were not kept '
+            f"({esc(', '.join(without))}).</span>") if without else ""
+    return (f'<p class="listen-link"><a href="{esc(href)}">▶ Listening page for {esc(table.title)}</a> '
+            "— every utterance with reference, prompt and each system's output; sortable to find the worst "
+            f"cases.{kept}</p>")
+
+
+def pooled_html(table: Table) -> str:
+    """Corpus codebook usage per run (summary.json ``pooled``): perplexity and dead codes of the
+    histograms summed over every utterance the run scored, and the entropy bitrate."""
+    if not table.pooled:
+        return ""
+    body = []
+    for entry in table.pooled:
+        run, usage = entry.row.run, entry.usage
+        per_codebook = usage.get("perplexity") or []
+        dead = usage.get("dead_fraction") or []
+        shown = ", ".join(f"{v:.0f}" for v in per_codebook[:16]) + (" …" if len(per_codebook) > 16 else "")
+        dead_shown = ", ".join(f"{100 * v:.0f}" for v in dead[:16]) + (" …" if len(dead) > 16 else "")
+        values = [("perplexity", entry.get("mean_perplexity"), 1, 1.0),
+                  ("dead", entry.get("mean_dead_fraction"), 1, 100.0),
+                  ("entropy_bitrate", entry.get("entropy_bitrate"), 2, 1e-3),
+                  ("bitrate", entry.get("bitrate"), 2, 1e-3)]
+        cells = [f'<td class="sys" data-v="{esc(entry.row.name)}"><span class="name">{esc(run.system)}</span>'
+                 f'<span class="chips">{"".join(f"<span class=chip>{esc(k)}={esc(v)}</span>" for k, v in run.params.items())}'
+                 f'</span></td>',
+                 f'<td>{esc(entry.metric)}</td>',
+                 f'<td class="num" data-v="{entry.get("n_utterances") or ""}">'
+                 f'<span class="v">{esc(usage.get("n_utterances", "—"))}</span></td>',
+                 f'<td class="num" data-v="{usage.get("n_codebooks", "")}"><span class="v">'
+                 f'{esc(usage.get("n_codebooks", "—"))} × {esc(usage.get("codebook_size", "—"))}</span></td>']
+        for name, value, digits, scale in values:
+            detail = ""
+            if name == "perplexity" and shown:
+                detail = f'<span class="n" title="per codebook, in order">{esc(shown)}</span>'
+            if name == "dead" and dead_shown:
+                detail = f'<span class="n" title="per codebook, % of codes never used">{esc(dead_shown)} %</span>'
+            text = "—" if value is None else f"{value * scale:.{digits}f}"
+            cells.append(f'<td class="num" data-v="{"" if value is None else value!r}" data-k="{name}">'
+                         f'<span class="v">{text}</span>{detail}</td>')
+        body.append(('<tr class="ref">' if run.reference else "<tr>") + "".join(cells) + "</tr>")
+    head = "".join(f'<th data-first="{first}" aria-sort="none"><button class="sort" type="button">{esc(title)}</button>'
+                   f'{f"<div class=unit>{esc(unit)}</div>" if unit else ""}</th>'
+                   for title, unit, first in (("System", "", "ascending"), ("Metric", "", "ascending"),
+                                              ("Utterances", "pooled", "descending"),
+                                              ("Codebooks", "count × size", "descending"),
+                                              ("Corpus perplexity", "codes, mean over codebooks", "descending"),
+                                              ("Dead codes", "% never used, mean", "ascending"),
+                                              ("Entropy bitrate", "kbit/s", "ascending"),
+                                              ("Fixed-length bitrate", "kbit/s", "ascending")))
+    return ('<h3>Codebook usage over the corpus</h3><p class="legend">From each run\'s summary.json '
+            "(<code>pooled</code>): the code histograms summed over every utterance the run scored (not only "
+            "the table's common utterances), so the corpus perplexity (2<sup>entropy</sup>, the effective number of "
+            "codes in use) is larger than the per-utterance values in the leaderboard. Dead codes: share of a "
+            "codebook never used on the corpus. Entropy bitrate: frame rate × Σ entropies, the bitrate an "
+            "entropy coder could reach; fixed-length bitrate: frame rate × codebooks × log<sub>2</sub> size.</p>"
+            f'<div class="scroll"><table class="plain sortable pooled" id="pooled-{esc(table.slug)}"><thead><tr>{head}'
             f'</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
@@ -376,8 +477,9 @@ def runs_html(report: Report) -> str:
         commit = (git.get("commit") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
         rows.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
             run.suite, run.dataset, run.name, commit, env.get("device"), env.get("cpu"),
-            run.run_json.get("started"), run.run_json.get("finished") or "—", str(run.path))) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("suite", "dataset", "run", "git", "device", "cpu", "started",
+            "?" if run.jobs is None else run.jobs, run.run_json.get("started"), run.run_json.get("finished") or "—",
+            str(run.path))) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("suite", "dataset", "run", "git", "device", "cpu", "jobs", "started",
                                               "finished", "folder"))
     return (f'<details><summary>Runs and provenance ({len(report.runs)})</summary><div class="scroll">'
             f'<table class="plain"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -391,7 +493,11 @@ LEGEND = ("Each number is the metric's declared aggregate on the utterances <b>e
           '<span class="sw" style="background:var(--best)"></span>★ best in column by the metric\'s '
           'declared direction (↑ higher / ↓ lower is better); '
           '<span class="sw" style="background:var(--tied)"></span>≈ not significantly different from '
-          "the best (paired bootstrap CI of the difference contains 0). With several draws per utterance "
+          "the best (paired bootstrap CI of the difference contains 0). Rows marked <i>reference</i> "
+          "(passthrough: the input itself, i.e. the ground truth) come first for scale and never take ★ or ≈. "
+          "Timed columns (RTF, TTFT, peak memory) show under each value the <code>jobs</code> (worker "
+          "processes) and device of the run: several workers share the CPU and inflate timings. "
+          "With several draws per utterance "
           "(<code>samples: N</code>) every utterance counts once with the mean over its draws (ratio "
           "metrics: statistics summed over its draws), and ± / min–max under a value are the standard "
           "deviation and range of the corpus value of each draw. Click a header to sort; hover a "
@@ -421,11 +527,10 @@ def render_index(report: Report, figures: dict[str, list[Figure]], listen_pages:
         parts.append(f'<h2 id="t-{esc(table.slug)}">{esc(table.title)}</h2>')
         listen = listen_pages.get(table.slug)
         if listen:
-            parts.append(f'<p><a href="{esc(listen)}">▶ Listening page for {esc(table.title)}</a> '
-                         '— every utterance with reference, prompt and each system\'s output; '
-                         "sortable to find the worst cases.</p>")
+            parts.append(listen_link_html(table, listen))
         parts.append(notes_html(table.notes))
         parts.append(leaderboard_html(table))
+        parts.append(pooled_html(table))
         parts.append(categories_html(table))
         if table.ablations:
             parts.append(ablations_html(table))

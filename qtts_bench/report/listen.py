@@ -256,9 +256,13 @@ def render_listen(table: Table, linker: AudioLinker, report_href: str = "index.h
         sub = f'<div class="unit">{esc(row.name)}</div>' if row.name != row.run.system else ""
         if row.run.n_draws > 1:
             sub += f'<div class="unit">{row.run.n_draws} draws</div>'
+        if row.run.reference:
+            sub += '<div class="unit" title="the input itself (ground truth)">reference</div>'
         head.append(f'<th data-sys="{j}">{esc(row.run.system)}{sub}</th>')
+    # sorted at first by the first system that is not a reference (passthrough holds no worst cases)
+    default = next((k for k, key in enumerate(keys) if not rows[key["sys"]].run.reference), 0)
     options = ['<option value="-1">utterance order</option>'] + [
-        f'<option value="{k}"{" selected" if k == 0 else ""}>{esc(key["label"])}</option>'
+        f'<option value="{k}"{" selected" if k == default else ""}>{esc(key["label"])}</option>'
         for k, key in enumerate(keys)]
     toggles = "".join(f'<label><input type="checkbox" class="sys" value="{j}" checked> {esc(row.name)}</label>'
                       for j, row in enumerate(rows))

@@ -29,6 +29,21 @@ from ..errors import ConfigError, QttsBenchError
 RTF_KEY = "sys.rtf"
 BITRATE_KEY = "sys.kbps"
 
+# Reference rows (the input itself, i.e. the ground truth) are marked and never ranked "best".
+# run.json says so in the system block (``system.reference`` or ``system.provenance.reference``)
+# when the runner records it; results without that flag are recognised by the system's target.
+# tests/test_report_table.py checks this set against the systems whose class sets ``reference``.
+REFERENCE_TARGETS = frozenset({"qtts_bench.systems.classical:Passthrough"})
+
+
+def is_reference(run_json: dict) -> bool:
+    """True when run.json describes a reference system (passthrough: the ground truth itself)."""
+    system = run_json.get("system") or {}
+    for block in (system, system.get("provenance") or {}):
+        if isinstance(block, dict) and isinstance(block.get("reference"), bool):
+            return block["reference"]
+    return system.get("target") in REFERENCE_TARGETS
+
 
 class IncompatibleResults(QttsBenchError):
     """Runs that cannot be read or put side by side (schema or metric version differ)."""
@@ -123,10 +138,36 @@ class Run:
     draw_reasons: dict[str, list[list]] = field(default_factory=dict)
     n_records: int = 0  # (item, draw) records read
     not_applicable: dict[str, np.ndarray] = field(default_factory=dict)  # key -> bool per item
+    reference: bool = False  # a reference row (passthrough / ground truth): never "best"
 
     @property
     def n_draws(self) -> int:
         return len(self.draws)
+
+    @property
+    def jobs(self) -> int | None:
+        """Worker processes the run used (run.json ``jobs``; None in results that do not say)."""
+        value = self.run_json.get("jobs")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def device(self) -> str | None:
+        return self.environment().get("device")
+
+    @property
+    def kept_audio(self) -> bool:
+        """True when at least one record of the run links a saved output file."""
+        return any(record.get("output_audio") for group in (self.draw_records or [self.records])
+                   for record in group)
+
+    def pooled(self) -> dict[str, dict]:
+        """Metric key -> the corpus ``pooled`` codebook usage block of summary.json (summed
+        histograms over the utterances the run scored: perplexity, dead-code fraction, entropy
+        bitrate), for the metrics that have one."""
+        blocks = ((self.summary or {}).get("metrics") or {})
+        return {key: block["pooled"] for key, block in blocks.items()
+                if isinstance(block, dict) and isinstance(block.get("pooled"), dict)
+                and block["pooled"].get("mean_perplexity") is not None}
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -303,7 +344,7 @@ def read_run(folder: Path, source: str = "") -> Run:
                stats=stats, n_items=n_items, n_system_errors=n_errors, notes=notes, name=str(label),
                draws=draws, samples=samples, draw_records=draw_records, draw_values=draw_values,
                draw_stats=draw_stats, draw_reasons=draw_reasons, n_records=len(flat),
-               not_applicable=not_applicable)
+               not_applicable=not_applicable, reference=is_reference(run_json))
 
 
 def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:

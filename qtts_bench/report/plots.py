@@ -262,8 +262,8 @@ def rtf_pareto(table: Table) -> list[Figure]:
                     [(r.estimate.high if r.estimate.high is not None else r.value) - r.value for r, _ in mine]]
             _errorbar(ax, [r.value for r, _ in mine], [c for _, c in mine], _COLORS[k % len(_COLORS)], system,
                       xerr=xerr, line=False)
-        for row in rows:
-            if _has_value(row, column):
+        for row in rows:  # a reference (passthrough) does nothing: plotted, but not part of the front
+            if _has_value(row, column) and not row.run.reference:
                 pts.append((row.cells[rtf_column.key].value, row.cells[column.key].value))
                 names.append(row.name)
         if pts:
@@ -282,8 +282,10 @@ def rtf_pareto(table: Table) -> list[Figure]:
     _legend(fig, axes, ncol=4)
     note = ("RTF columns differ by machine; the first is plotted" if
             sum(c.key.startswith(RTF_KEY) for c in table.columns) > 1 else "")
+    reference = " Reference rows (passthrough) are plotted but not part of the front." if any(
+        r.run.reference for r in rows) else ""
     return [Figure("Quality vs RTF (Pareto front)", "Runs on the dashed front are not beaten on both "
-                   f"speed and quality by any other run. {note}".strip(), _encode(fig))]
+                   f"speed and quality by any other run.{reference} {note}".strip(), _encode(fig))]
 
 
 def distributions(table: Table) -> list[Figure]:

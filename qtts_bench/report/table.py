@@ -7,7 +7,11 @@ Rules (docs/reports.md):
 - Within a table, systems are compared on the utterances every one of them scored for that
   column (its ``n_common``); a run that scored none is left out of that intersection and says so.
 - "Best" follows the metric's declared direction; a row whose paired difference to the best
-  has a CI containing zero is marked tied.
+  has a CI containing zero is marked tied. Reference rows (passthrough: the ground truth
+  itself, see ``load.is_reference``) come first, are marked, and never take best or tied.
+- Timed columns (RTF, TTFT, peak memory) carry each run's ``jobs`` and device, since parallel
+  workers inflate timings.
+- Codebook usage pooled over the corpus (summary.json's ``pooled`` block) is kept per run.
 - Ablations: along a declared axis, consecutive levels are compared with paired per-utterance
   deltas; a verdict is given only where the CI excludes zero.
 - Draws (``samples: N``): the unit of pairing and resampling is the item; its value is the mean
@@ -79,6 +83,11 @@ class Column:
 
     def provenance_full(self) -> str:
         return json.dumps(self.info.comparable(), sort_keys=True, default=str)
+
+    @property
+    def timed(self) -> bool:
+        """A speed column (RTF, TTFT, peak memory): its numbers depend on the run's jobs and device."""
+        return self.metric == RTF_KEY or "timer" in self.info.settings
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,20 @@ class Ablation:
 
 
 @dataclass
+class PooledUsage:
+    """One run's corpus codebook usage for one metric (summary.json ``pooled``: histograms summed
+    over the utterances the run scored)."""
+
+    row: Row
+    metric: str
+    usage: dict
+
+    def get(self, key: str) -> float | None:
+        value = self.usage.get(key)
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+@dataclass
 class Table:
     suite: str
     dataset: str
@@ -175,6 +198,7 @@ class Table:
     ablations: list[Ablation] = field(default_factory=list)
     common_ids: dict[str, list[str]] = field(default_factory=dict)  # column key -> common items
     categories: object = None  # category.CategoryBreakdown when records carry ``category``
+    pooled: list[PooledUsage] = field(default_factory=list)  # corpus codebook usage per run and metric
 
     @property
     def title(self) -> str:
@@ -345,7 +369,9 @@ def _build_table(suite, dataset, runs, columns, run_columns, split_notes, option
                      + " per utterance; each utterance counts once, with the mean over its draws "
                      "(ratio metrics: statistics summed over draws); ± is the standard deviation of "
                      "the per-draw corpus values")
+    notes.extend(_jobs_notes(table_columns, rows))
     table = Table(suite, dataset, table_columns, rows, notes, n_common, common_ids=common_ids)
+    table.pooled = [PooledUsage(row, key, usage) for row in rows for key, usage in row.run.pooled().items()]
     table.ablations = _ablations(table, run_columns, options)
     from .category import build_categories  # category builds on this module
 
@@ -428,8 +454,30 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
 
 
 def _mark_best(column: Column, rows: list[Row], samples: dict[int, Sample], options) -> None:
-    mark_best([(row.cells[column.key], samples[id(row)]) for row in rows if id(row) in samples],
-              column.direction, options)
+    """Best and tied among the non-reference rows (a reference is the input itself: not a contender)."""
+    mark_best([(row.cells[column.key], samples[id(row)]) for row in rows
+               if id(row) in samples and not row.run.reference], column.direction, options)
+
+
+def _jobs_notes(columns: list[Column], rows: list[Row]) -> list[str]:
+    """A note per timed column whose runs used different ``jobs`` (or one that used several)."""
+    notes = []
+    for column in columns:
+        if not column.timed:
+            continue
+        used = [row for row in rows if (cell := row.cells.get(column.key)) is not None and cell.estimate is not None]
+        by_jobs: dict = {}
+        for row in used:
+            by_jobs.setdefault(row.run.jobs, []).append(row.name)
+        if len(by_jobs) > 1:
+            detail = "; ".join(f"jobs {'?' if j is None else j}: {', '.join(names)}" for j, names in
+                               sorted(by_jobs.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+            notes.append(f"{column.title}: runs used different numbers of worker processes ({detail}); parallel "
+                         "workers share the CPU and inflate timings, so compare speed only at equal jobs")
+        elif any(j is not None and j > 1 for j in by_jobs):
+            notes.append(f"{column.title}: timed with jobs {next(iter(by_jobs))} (worker processes sharing the CPU); "
+                         "run with jobs: 1 for speed figures")
+    return notes
 
 
 def mark_best(entries: list[tuple[Cell, Sample]], direction: str | None, options) -> None:
@@ -615,7 +663,7 @@ def _param_sort_key(params: dict) -> tuple:
 
 
 def _run_order(run: Run):
-    return (run.system, _param_sort_key(run.params), run.suite, run.label, run.source)
+    return (not run.reference, run.system, _param_sort_key(run.params), run.suite, run.label, run.source)
 
 
 def _row_names(runs: list[Run]) -> dict[int, str]:
