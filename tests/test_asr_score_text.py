@@ -41,3 +41,62 @@ def test_empty_hypothesis_is_all_deletions_and_empty_reference_fails():
 def test_unknown_normaliser():
     with pytest.raises(ConfigError):
         score_transcript("a", "a", "nope", "en")
+
+
+# --- long texts from files, bounded (issue 10, item 3) --------------------------------------
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "qtts_bench.cli", "score", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_text_and_hypothesis_files_score_a_long_pair(tmp_path):
+    """A 100 KB pair could not be passed on the command line (argument list too long) nor aligned
+    in reasonable memory (~10 GB); from files it takes well under a second of alignment."""
+    import random
+
+    rng = random.Random(0)
+    vocab = [f"word{k}" for k in range(3000)]
+    ref = [rng.choice(vocab) for _ in range(14000)]
+    hyp = [w for w in ref]
+    for k in range(0, len(hyp), 50):
+        hyp[k] = "oops"  # 280 substitutions
+    (tmp_path / "ref.txt").write_text(" ".join(ref), encoding="utf-8")
+    (tmp_path / "hyp.txt").write_text(" ".join(hyp), encoding="utf-8")
+    assert (tmp_path / "ref.txt").stat().st_size > 100_000
+    out = _cli("--text-file", str(tmp_path / "ref.txt"), "--hypothesis-file", str(tmp_path / "hyp.txt"),
+               "--normalizer", "basic", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["substitutions"], result["deletions"], result["insertions"]) == (280, 0, 0)
+    assert result["ref_words"] == 14000 and result["value"] == pytest.approx(0.02)
+    # mixing a file and inline text on one side is refused
+    out = _cli("--text", "a b", "--text-file", str(tmp_path / "ref.txt"), "--hypothesis", "a")
+    assert out.returncode == 2 and "give --text or --text-file, not both" in out.stderr
+
+
+def test_text_size_is_bounded_with_a_clear_error(tmp_path):
+    from qtts_bench.commands.score_text import MAX_TEXT_BYTES
+    from qtts_bench.metrics.asr.scoring import MAX_TOKENS, score_text
+
+    big = tmp_path / "big.txt"
+    big.write_text("word " * (MAX_TEXT_BYTES // 5 + 1), encoding="utf-8")
+    out = _cli("--text-file", str(big), "--hypothesis", "word")
+    assert out.returncode == 2
+    assert f"reference file {big} is 2.0 MB; text scoring accepts up to 2 MB per side" in out.stderr
+    with pytest.raises(ConfigError, match="hypothesis text is 2.0 MB"):
+        score_transcript("word", "word " * (MAX_TEXT_BYTES // 5 + 1), "basic", "en")
+    with pytest.raises(MetricFailure, match="reference has 200,001 words after normalisation; alignment takes up to"):
+        score_text(reference="a " * (MAX_TOKENS + 1), hypothesis="a", profile="basic", language="en")
+
+
+def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café crème".encode("latin-1"))
+    out = _cli("--text-file", str(latin1), "--hypothesis", "cafe")
+    assert out.returncode == 2 and f"reference file {latin1} is not UTF-8" in out.stderr
+    out = _cli("--text", "a", "--hypothesis-file", str(tmp_path / "missing.txt"))
+    assert out.returncode == 2 and "hypothesis file not found" in out.stderr

@@ -343,7 +343,8 @@ def test_metric_declares_its_metadata_and_settings(metric_cls):
     assert described["direction"] == "higher" and described["aggregation"] == "mean"
     assert described["requires"] == ["reference"]
     settings = metric_cls().settings()
-    assert settings["align"] == "trim" and settings["sample_rate"] == rate and settings["version"]
+    # the default was "trim" (silent cut to the shorter signal) before issue 10; now "strict"
+    assert settings["align"] == "strict" and settings["sample_rate"] == rate and settings["version"]
     assert settings["resampler"].startswith("soxr")
     if library:
         assert settings["library"] == library and settings["library_version"] == version(library)
@@ -360,7 +361,7 @@ def test_settings_name_the_mode_and_protocol():
 
 @pytest.mark.parametrize("metric_cls", ALL, ids=lambda c: c.__name__)
 def test_bad_parameters_are_config_errors(metric_cls):
-    with pytest.raises(ConfigError, match="align must be one of trim, pad"):
+    with pytest.raises(ConfigError, match="align must be one of strict, trim, pad"):
         metric_cls(align="bogus")
     with pytest.raises(ConfigError, match="unknown parameter"):
         metric_cls(mode="wb", bogus=1)

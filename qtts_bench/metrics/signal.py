@@ -7,7 +7,9 @@ Two layers:
   :class:`~qtts_bench.errors.MetricFailure` with a reason whenever no honest value exists.
 * Metric classes (:class:`PesqWB`, :class:`PesqNB`, :class:`Stoi`, :class:`Estoi`,
   :class:`SiSdr`) that resample both signals to the metric's rate (soxr, see
-  :mod:`qtts_bench.audio`), align their lengths by the ``align`` parameter and call the function.
+  :mod:`qtts_bench.audio`), check or align their lengths by the ``align`` parameter and call the
+  function; PESQ's function runs in a guarded worker process (:mod:`.isolation`), so a crash of
+  its C code is that utterance's missing value, not the end of the run.
 
 Rates and protocol choices (all recorded in ``settings()``):
 
@@ -18,8 +20,18 @@ Rates and protocol choices (all recorded in ``settings()``):
   (feeding 16 kHz audio to pystoi) do. Resampling to 10 kHz ourselves instead moves the score by < 1e-4 (measured).
 * SI-SDR: zero-mean by default (Le Roux et al. 2019), at 16 kHz so systems with different output
   rates are compared on the same 0-8 kHz band, like PESQ-WB and STOI.
-* Length alignment: ``align="trim"`` (default) cuts both to the shorter signal; ``"pad"``
-  zero-pads the shorter one. Neither compensates a codec delay: that happens before scoring.
+* Length alignment: ``align="strict"`` (default) scores only signals whose lengths agree within
+  the codecs' own tolerance, max(40 ms, 2 % of the reference) (:data:`LENGTH_TOLERANCE`), and cuts
+  that small difference off the longer one; a larger mismatch (a truncated or runaway estimate)
+  is a missing value with the two durations as reason, never a silently trimmed perfect score.
+  ``"trim"`` cuts both to the shorter signal and ``"pad"`` zero-pads the shorter one, whatever
+  the difference: explicit choices, recorded in the settings. None compensates a codec delay:
+  that happens before scoring.
+* PESQ length: at most :data:`PESQ_MAX_SECONDS` (30 s). The P.862 application guide (P.862.3)
+  asks for 8-30 s references with at most 50 utterances; the ITU C code keeps 50 utterances in
+  fixed arrays and crashes (SIGSEGV) past ~60 (measured with a bundled utterance tiled: 1.1 s
+  utterances crash from ~65 s on, 1.75 s ones from ~105 s). Longer audio is a missing value with
+  that reason; a crash below the limit (many very short utterances) is caught by the isolation.
 """
 
 from __future__ import annotations
@@ -32,11 +44,17 @@ import numpy as np
 
 from ..audio import RESAMPLER, RESAMPLER_QUALITY, AudioError, align_lengths, check_usable
 from ..errors import ConfigError, MetricFailure
+from ..systems.base import Codec
+from . import isolation
 from .base import Inputs, Metric, Score
 
-ALIGN_POLICIES = ("trim", "pad")
+ALIGN_POLICIES = ("strict", "trim", "pad")  # the first is the default
+# (fraction of the reference, seconds): the larger is the length difference "strict" accepts;
+# the same tolerance a codec's output length is held to.
+LENGTH_TOLERANCE = Codec.LENGTH_TOLERANCE
 PESQ_RATES = {"wb": (16000,), "nb": (8000, 16000)}
 PESQ_MIN_SECONDS = 0.25  # the ITU C code rejects shorter buffers
+PESQ_MAX_SECONDS = 30.0  # P.862.3's 8-30 s; the C code crashes past ~60 utterances (from ~65 s of speech)
 STOI_INTERNAL_RATE = 10000  # pystoi's fixed internal rate
 SI_SDR_LIMIT_DB = 100.0  # SiSdr clamps to +-this; exact reconstructions are +inf otherwise
 
@@ -75,8 +93,9 @@ def pesq_score(*, reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
         maximum (raw P.862 score 4.5 through the P.862.2 / P.862.1 mapping).
 
     Raises:
-        MetricFailure: unequal lengths, empty, NaN/inf, all-silent input, shorter than 1/4 s,
-            wrong rate for the mode, or an error of the C code (e.g. no utterances detected).
+        MetricFailure: unequal lengths, empty, NaN/inf, all-silent input, shorter than 1/4 s or
+            longer than :data:`PESQ_MAX_SECONDS`, wrong rate for the mode, or an error of the C
+            code (e.g. no utterances detected).
 
     Example:
         >>> t = np.arange(16000) / 16000
@@ -94,6 +113,10 @@ def pesq_score(*, reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
         raise MetricFailure(
             f"clip too short for PESQ: {len(ref) / sample_rate:.3f} s, needs at least {PESQ_MIN_SECONDS} s"
         )
+    if len(ref) > PESQ_MAX_SECONDS * sample_rate:
+        raise MetricFailure(
+            f"PESQ is defined for utterances up to {PESQ_MAX_SECONDS:g} s (ITU-T P.862.3 asks for 8-30 s with "
+            f"at most 50 utterances; the ITU C code crashes beyond); this one is {len(ref) / sample_rate:.1f} s")
     import pesq
 
     try:
@@ -201,14 +224,32 @@ def _library_version(distribution: str) -> str:
         return "unknown"
 
 
+def length_mismatch(n_reference: int, n_estimate: int, sample_rate: int) -> str | None:
+    """Why ``align: strict`` refuses this pair (lengths in samples at ``sample_rate``), or None.
+
+    Accepted: a difference of at most max(2 % of the reference, 40 ms) (:data:`LENGTH_TOLERANCE`).
+    """
+    fraction, seconds = LENGTH_TOLERANCE
+    if abs(n_estimate - n_reference) <= max(fraction * n_reference, seconds * sample_rate):
+        return None
+    return (f"estimate is {n_estimate / sample_rate:.2f} s, reference {n_reference / sample_rate:.2f} s: "
+            f"lengths differ by more than max({seconds * 1000:g} ms, {fraction * 100:g} %); "
+            "set align: trim or pad (qtts-bench score --align) to score anyway")
+
+
 class _ReferenceMetric(Metric):
-    """Shared plumbing: parameter checks, resampling, length alignment, settings."""
+    """Shared plumbing: parameter checks, resampling, length checks and alignment, settings.
+
+    ``isolate = True`` runs :meth:`_compute` in the guarded worker process (:mod:`.isolation`):
+    for metrics whose native code can crash the interpreter.
+    """
 
     direction: ClassVar[str] = "higher"
     aggregation: ClassVar[str] = "mean"
     requires: ClassVar[tuple[str, ...]] = ("reference",)
     sample_rate: ClassVar[int] = 16000
-    defaults: ClassVar[dict] = {"align": "trim"}  # every accepted parameter with its default
+    defaults: ClassVar[dict] = {"align": "strict"}  # every accepted parameter with its default
+    isolate: ClassVar[bool] = False
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))
@@ -225,11 +266,16 @@ class _ReferenceMetric(Metric):
         super().__init__(**merged)
 
     def settings(self) -> dict:
+        tolerance = {}
+        if self.params["align"] == "strict":
+            fraction, seconds = LENGTH_TOLERANCE
+            tolerance = {"length_tolerance": {"fraction": fraction, "seconds": seconds}}
         return {
             "version": self.version,
             "sample_rate": self.sample_rate,
             "resampler": f"{RESAMPLER} {RESAMPLER_QUALITY}",
             **self.params,
+            **tolerance,
             **self._method(),
         }
 
@@ -248,8 +294,14 @@ class _ReferenceMetric(Metric):
         ref = inputs.reference.at(self.sample_rate).samples
         est = inputs.estimate.at(self.sample_rate).samples
         length_difference = len(est) - len(ref)
-        ref, est = align_lengths(ref, est, self.params["align"])
-        value = self._compute(ref, est)
+        policy = self.params["align"]
+        if policy == "strict":
+            mismatch = length_mismatch(len(ref), len(est), self.sample_rate)
+            if mismatch:
+                raise MetricFailure(mismatch)
+            policy = "trim"  # the difference is within tolerance: cut it off the longer signal
+        ref, est = align_lengths(ref, est, policy)
+        value = isolation.call(self._compute, ref, est) if self.isolate else self._compute(ref, est)
         extra = {"samples": len(ref), "length_difference": length_difference}
         return Score(value=value, extra=extra)
 
@@ -261,10 +313,12 @@ class _Pesq(_ReferenceMetric):
     unit: ClassVar[str] = "MOS-LQO"
     mode: ClassVar[str]
     standard: ClassVar[str]
+    isolate = True  # the ITU C code can SIGSEGV (utterance table overflow)
 
     def _method(self) -> dict:
         return {"library": "pesq", "library_version": _library_version("pesq"),
-                "mode": self.mode, "standard": self.standard}
+                "mode": self.mode, "standard": self.standard,
+                "max_seconds": PESQ_MAX_SECONDS}
 
     def _compute(self, reference, estimate) -> float:
         return pesq_score(reference=reference, estimate=estimate, sample_rate=self.sample_rate, mode=self.mode)
@@ -320,14 +374,14 @@ class Estoi(_StoiBase):
 class SiSdr(_ReferenceMetric):
     """SI-SDR in dB at 16 kHz, zero-mean by default; clamped to +-100 dB (exact copies are +inf).
 
-    Parameters: ``align`` ("trim" | "pad"), ``zero_mean`` (bool, default True; torchmetrics'
-    default is False).
+    Parameters: ``align`` ("strict" | "trim" | "pad"), ``zero_mean`` (bool, default True;
+    torchmetrics' default is False).
     """
 
     name = "si_sdr"
     unit = "dB"
     sample_rate = 16000
-    defaults = {"align": "trim", "zero_mean": True}
+    defaults = {"align": "strict", "zero_mean": True}
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -8,6 +8,10 @@ from ...errors import MetricFailure
 from .normalize import CHARACTER_LANGUAGES, normalize, tokens
 from .wer import EditCounts, align
 
+# Tokens per side that score_text aligns: the time grows with the product of the lengths
+# (two unrelated texts of 150,000 words: ~45 s on one CPU core; close ones: ~2 s).
+MAX_TOKENS = 200_000
+
 
 @dataclass(frozen=True)
 class TextScore:
@@ -44,8 +48,9 @@ def score_text(*, reference: str, hypothesis: str, profile: str, language: str |
                unit: str = "word") -> TextScore:
     """Normalise both texts with ``profile`` and align them at ``unit`` level.
 
-    Raises MetricFailure when the reference is empty after normalisation (rate undefined)
-    or when WER is asked for a character-level language. An empty hypothesis is scored
+    Raises MetricFailure when the reference is empty after normalisation (rate undefined),
+    when WER is asked for a character-level language, or when a side has more than
+    :data:`MAX_TOKENS` tokens. An empty hypothesis is scored
     (every reference token is a deletion).
 
     >>> score_text(reference="Hello, world!", hypothesis="hello word", profile="seedtts",
@@ -57,5 +62,12 @@ def score_text(*, reference: str, hypothesis: str, profile: str, language: str |
     if not ref_norm:
         raise MetricFailure(f"reference text is empty after '{profile}' normalisation: {reference!r}")
     hyp_norm = normalize(hypothesis or "", profile, language, hypothesis=True)
-    counts = align(tokens(ref_norm, unit, language), tokens(hyp_norm, unit, language))
+    ref_tokens, hyp_tokens = tokens(ref_norm, unit, language), tokens(hyp_norm, unit, language)
+    for side, sequence in (("reference", ref_tokens), ("hypothesis", hyp_tokens)):
+        if len(sequence) > MAX_TOKENS:
+            what = "words" if unit == "word" else "characters"
+            raise MetricFailure(
+                f"{side} has {len(sequence):,} {what} after normalisation; alignment takes up to "
+                f"{MAX_TOKENS:,} per side (its time grows with the product of the lengths): score the text in parts")
+    counts = align(ref_tokens, hyp_tokens)
     return TextScore(unit, counts, ref_norm, hyp_norm)
