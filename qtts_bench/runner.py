@@ -4,6 +4,12 @@ For each run (dataset x system x grid point): load the system once, warm it up o
 item (untimed, unscored), then per utterance: read and resample the input, run the system
 (timed), check its output, score every metric, and append one JSON line. Completed ids are
 skipped on resume. Failures become records with reasons; the run goes on.
+
+The runner builds each run's work as tasks (chunks of utterances: new ones, or existing records
+that lack a metric added to the suite since); an executor (:mod:`qtts_bench.executors`: local
+processes, or Ray) runs them through :meth:`_Run._work` and the runner stores the results. Every
+run times itself: system calls, each metric, and the harness around them (summary.json
+``timing``; docs/results-format.md).
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ import numpy as np
 
 from . import RESULTS_SCHEMA_VERSION
 from .audio import Audio, AudioError, check_usable, provenance as audio_provenance, read_audio, write_audio
+from .cache import audio_key
 from .data.manifest import Dataset, Item
 from .errors import ConfigError, MetricFailure, QttsBenchError, SystemFailure
+from .executors import make_executor, resolve_jobs
+from .executors.local import PR_SET_PDEATHSIG, exit_with_parent  # noqa: F401  (public here since 0.x)
 from .metrics.base import Inputs, Metric
 from .provenance import environment, resolve_device
 from .registry import SYSTEMS
@@ -40,6 +49,8 @@ class RunOutcome:
     folder: Path
     summary: dict
     computed: int   # utterances computed in this invocation (0 when fully resumed)
+    filled: int = 0  # existing utterances given metrics added since they were computed
+    startup: dict | None = None  # first outcome only: the suite's start-up (device, metric loads)
 
 
 def item_seed(suite_seed: int, item_id: str) -> int:
@@ -78,11 +89,17 @@ def _system_info(generation: Generation, audio: np.ndarray, sample_rate: int, re
 
 
 # ------------------------------------------------------------------------------- scoring
-def _score_all(metrics: dict[str, Metric], inputs: list[Inputs]) -> list[dict]:
-    """Score every metric on a chunk of utterances -> per-utterance {metric_key: entry}."""
+def _score_all(metrics: dict[str, Metric], inputs: list[Inputs], seconds: dict | None = None) -> list[dict]:
+    """Score every metric on a chunk of utterances -> per-utterance {metric_key: entry}.
+
+    ``seconds``: when given, each metric's wall time on the chunk is added to ``seconds[key]``.
+    """
     entries = [{} for _ in inputs]
     for key, metric in metrics.items():
-        if hasattr(metric, "score_batch"):
+        started = time.perf_counter()
+        if not inputs:
+            results = []
+        elif hasattr(metric, "score_batch"):
             try:
                 results = metric.score_batch(inputs)
             except Exception as exc:  # one bad batch must not hide per-item reasons
@@ -94,6 +111,8 @@ def _score_all(metrics: dict[str, Metric], inputs: list[Inputs]) -> list[dict]:
                     results.append(metric.score(inp))
                 except Exception as exc:
                     results.append(exc)
+        if seconds is not None:
+            seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
         for slot, result in zip(entries, results):
             slot[key] = metric_entry(result)
     return entries
@@ -125,36 +144,72 @@ def metric_entry(result) -> dict:
 
 
 # ------------------------------------------------------------------------------- one run
+def _chunk_timing() -> dict:
+    """Seconds spent in one chunk of work, by where (summed into the run's timing block)."""
+    return {"chunk": 0.0, "system": 0.0, "audio_in": 0.0, "audio_out": 0.0, "metrics": {}}
+
+
+def _add_timing(total: dict, part: dict) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_timing(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0.0) + value
+
+
 class _Run:
     def __init__(self, validated: ValidatedSuite, dataset_key: str, dataset: Dataset, items: list[Item],
                  point: SystemPoint, metrics: dict[str, Metric], out_root: Path, device: str,
-                 progress: bool, command: list[str], env: dict, jobs: int = 1):
+                 progress: bool, command: list[str], env: dict, jobs: int = 1, executor=None):
         self.v, self.dataset_key, self.dataset, self.items = validated, dataset_key, dataset, items
         self.jobs = jobs
+        self.executor = executor
         self.point, self.metrics, self.device, self.progress = point, metrics, device, progress
         self.command, self.env = command, env
-        self.store = RunStore(out_root / validated.suite.name / dataset_key / point.label)
+        self.out_root = Path(out_root)
+        self.store = RunStore(self.out_root / validated.suite.name / dataset_key / point.label)
         self.system = SYSTEMS.create(point.name, **point.params)
         self.system.device = device
         # Declared metadata + settings of every metric, once per run (settings may hash models).
         self.metrics_meta = {k: {**m.describe(), "settings": m.settings()} for k, m in self.metrics.items()}
-
-    def _fingerprint(self) -> dict:
-        return {"system": self.point.name, "params": self.point.params,
-                "metrics": {k: v["settings"] for k, v in self.metrics_meta.items()}}
+        self.kept_metrics: dict = {}   # metrics of earlier sessions no longer in the suite (kept, not summarised)
+        self.return_audio = False      # Ray actors: hand saved outputs back to the driver instead of writing
 
     def _check_resume_compatible(self) -> None:
+        """Resume only what the existing folder's results are compatible with.
+
+        The system and its parameters must match. Metrics: one the folder already holds with
+        other settings refuses (its old values would be mixed with new ones); one added to the
+        suite is filled in for the existing records; one removed from it keeps its values in
+        items.jsonl (listed in run.json ``metrics_not_summarised``) but is not summarised.
+        """
         previous = self.store.read_run()
         if previous is None:
             return
-        old = {"system": previous["system"]["name"], "params": previous["run"]["params"],
-               "metrics": {k: v["settings"] for k, v in previous["metrics"].items()}}
-        new = self._fingerprint()
+        old = {"system": previous["system"]["name"], "params": previous["run"]["params"]}
+        new = {"system": self.point.name, "params": self.point.params}
         if json_norm(old) != json_norm(new):
             diff = [k for k in new if json_norm(old.get(k)) != json_norm(new[k])]
             raise ConfigError(
                 f"{self.store.folder} holds results made with different {', '.join(diff)}; "
                 f"resuming would mix them. Use --out for a new folder or delete that one.")
+        old_metrics = {**previous.get("metrics_not_summarised", {}), **previous.get("metrics", {})}
+        changed = [k for k in self.metrics if k in old_metrics
+                   and json_norm(old_metrics[k].get("settings")) != json_norm(self.metrics_meta[k]["settings"])]
+        if changed:
+            detail = "; ".join(
+                f"{k}: " + ", ".join(f"{s}: {json_norm(old_metrics[k]['settings']).get(s)!r} -> "
+                                     f"{json_norm(self.metrics_meta[k]['settings']).get(s)!r}"
+                                     for s in sorted(set(old_metrics[k]["settings"]) | set(self.metrics_meta[k]["settings"]))
+                                     if json_norm(old_metrics[k]["settings"]).get(s)
+                                     != json_norm(self.metrics_meta[k]["settings"]).get(s))
+                for k in changed)
+            raise ConfigError(
+                f"{self.store.folder} holds results made with different metrics settings ({detail}); "
+                f"resuming would mix old and new values of {', '.join(changed)}. Give the changed metric a "
+                "new key in the suite (e.g. `pesq_wb_pad: {metric: pesq_wb, params: ...}`: only it is then "
+                "computed, from the saved outputs when kept), use --out for a new folder, or delete that one.")
+        self.kept_metrics = {k: v for k, v in old_metrics.items() if k not in self.metrics}
 
     def execute(self) -> RunOutcome:
         """Run the missing utterances, holding the folder's lock throughout (a second run into
@@ -162,26 +217,135 @@ class _Run:
         with self.store.locked(self.command):
             return self._execute()
 
-    def _execute(self) -> RunOutcome:
-        self._check_resume_compatible()
-        done = self.store.completed_keys()
+    def _plan(self, existing: list[dict]):
+        """-> (new (item, draw) pairs, tasks, fill groups) for the current item set."""
         draws = range(self.v.suite.samples)
-        todo = [(item, d) for item in self.items for d in draws if (item.id, d) not in done]
-        if todo:
-            self.system.load(self.device)
+        by_key = {record_key(r): r for r in existing}
+        todo, fills = [], {}
+        for item in self.items:
+            for d in draws:
+                record = by_key.get((item.id, d))
+                if record is None:
+                    todo.append((item, d))
+                    continue
+                missing = tuple(k for k in self.metrics if k not in (record.get("metrics") or {}))
+                if missing:
+                    fills.setdefault(missing, []).append((item, d, record))
+        chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
+        tasks = [("new", todo[i:i + chunk]) for i in range(0, len(todo), chunk)]
+        for keys, group in fills.items():
+            tasks += [("fill", group[i:i + chunk], keys) for i in range(0, len(group), chunk)]
+        return todo, tasks, fills
+
+    def _fill_needs_system(self, fills: dict) -> bool:
+        for keys, group in fills.items():
+            if any("codes" in self.metrics[k].requires for k in keys):
+                return True
+            for _item, _draw, record in group:
+                if record.get("status") == "ok" and not self._saved_output(record):
+                    return True
+        return False
+
+    def _saved_output(self, record: dict) -> Path | None:
+        rel = record.get("output_audio")
+        path = self.store.folder / rel if rel else None
+        return path if path is not None and path.is_file() else None
+
+    def _execute(self) -> RunOutcome:
+        started = time.perf_counter()
+        clock = {"system_load": 0.0, "warmup": 0.0, "store": 0.0}
+        self._check_resume_compatible()
+        t = time.perf_counter()
+        existing = self.store.read_records(repair=True)
+        n_dropped = self.store.n_duplicates_dropped
+        clock["store"] += time.perf_counter() - t
+        todo, tasks, fills = self._plan(existing)
+        n_fill = sum(len(g) for g in fills.values())
+        chunks = _chunk_timing()
+        process_wall, workers = 0.0, 1
+        filled: dict[tuple[str, int], dict] = {}
+        if tasks:
+            if todo or self._fill_needs_system(fills):
+                t = time.perf_counter()
+                self.system.load(self.device)
+                clock["system_load"] += time.perf_counter() - t
+                t = time.perf_counter()
+                self._warmup((todo[0][0] if todo else next(iter(fills.values()))[0][0]))
+                clock["warmup"] += time.perf_counter() - t
+            t = time.perf_counter()
             self._write_run_json(finished=False)
-            self._warmup(todo[0][0])
-            self._process(todo)
+            clock["store"] += time.perf_counter() - t
+            executor = self.executor or make_executor("local", self.jobs)
+            workers = executor.workers_for(len(tasks))
+            bar = _progress(len(todo) + n_fill, f"{self.dataset_key}/{self.point.label}", self.progress)
+            t_process = time.perf_counter()
+            store_in_process = 0.0
+            for index, records, timing in executor.map(self, tasks):
+                _add_timing(chunks, timing)
+                t = time.perf_counter()
+                if tasks[index][0] == "new":
+                    self._write_pending_audio(records)
+                    self.store.append(records)  # each chunk is saved as soon as it is done
+                else:
+                    filled.update((record_key(r), r) for r in records)
+                store_in_process += time.perf_counter() - t
+                bar.update(len(records))
+            bar.close()
+            process_wall = time.perf_counter() - t_process
+            clock["store"] += store_in_process
+            t = time.perf_counter()
+            if filled:  # one atomic rewrite: a kill before it loses only the fill-in work
+                self.store.rewrite(lambda record: filled.get(record_key(record), record))
             self._write_run_json(finished=True)
+            clock["store"] += time.perf_counter() - t
+            process_wall -= store_in_process
+        t = time.perf_counter()
+        draws = range(self.v.suite.samples)
         wanted = {(item.id, d) for item in self.items for d in draws}
         records = [r for r in self.store.read_records() if record_key(r) in wanted]
         summary = summarize(records, self.metrics, len(self.items),
                             {"label": self.point.label, "dataset": self.dataset_key,
                              "system": self.point.name, "suite": self.v.suite.name,
                              "samples": self.v.suite.samples},
-                            n_duplicates_dropped=self.store.n_duplicates_dropped)
+                            n_duplicates_dropped=n_dropped)
+        new_keys = {(item.id, d) for item, d in todo}
+        fill_keys = {(item.id, d): keys for keys, group in fills.items() for item, d, _ in group}
+        for key, block in summary["metrics"].items():
+            computed = sum(1 for r in records if record_key(r) in new_keys
+                           or key in fill_keys.get(record_key(r), ()))
+            block["n_computed"], block["n_reused"] = computed, len(records) - computed
+        if self.kept_metrics:
+            summary["metrics_not_summarised"] = sorted(self.kept_metrics)
+        clock["store"] += time.perf_counter() - t
+        summary["timing"] = self._timing_block(time.perf_counter() - started, clock, chunks, process_wall, workers)
         self.store.write_summary(summary)
-        return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo))
+        return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo), n_fill)
+
+    def _timing_block(self, wall: float, clock: dict, chunks: dict, process_wall: float, workers: int) -> dict:
+        """Where this invocation's time on this run went (docs/results-format.md, ``timing``).
+
+        Chunk seconds are summed over the workers that computed them; ``parallelism`` is that
+        sum over the wall time of the processing phase, and every part is also given as wall
+        seconds (divided by it), so system + metrics + harness = wall.
+        """
+        busy = chunks["chunk"]
+        parallelism = busy / process_wall if process_wall > 0 and busy > 0 else 1.0
+        parallelism = max(parallelism, 1.0)
+        metric_s = {k: chunks["metrics"].get(k, 0.0) for k in self.metrics}
+        system_s, metrics_total = chunks["system"], sum(metric_s.values())
+        harness = {"system_load": clock["system_load"], "warmup": clock["warmup"],
+                   "audio_in": chunks["audio_in"] / parallelism, "audio_out": chunks["audio_out"] / parallelism,
+                   "store": clock["store"]}
+        accounted = (system_s + metrics_total) / parallelism + sum(harness.values())
+        harness["other"] = max(0.0, wall - accounted)
+        overhead = sum(harness.values())
+        return {"wall_seconds": wall, "executor": getattr(self.executor, "name", "local"), "jobs": self.jobs,
+                "workers": workers, "parallelism": parallelism, "worker_seconds": busy,
+                "system_seconds": system_s, "metric_seconds": metric_s,
+                "system_wall_seconds": system_s / parallelism, "metrics_wall_seconds": metrics_total / parallelism,
+                "harness_seconds": harness, "overhead_seconds": overhead,
+                "overhead_share": overhead / wall if wall > 0 else None,
+                "suite_startup_seconds": getattr(self, "suite_startup_seconds", None)}
 
     def _write_run_json(self, finished: bool) -> None:
         previous = self.store.read_run() or {}
@@ -199,20 +363,32 @@ class _Run:
                        "target": SYSTEMS.entry(self.point.name).target, "params": self.point.params,
                        "sample_rate": self.system.sample_rate, "nominal_bitrate": self.system.nominal_bitrate
                        if hasattr(self.system, "nominal_bitrate") else None,
-                       "provenance": self.system.provenance()},
+                       "provenance": self._system_provenance(previous)},
             "metrics": self.metrics_meta,
             "audio": {**audio_provenance(), "input": "reference resampled to the system rate; "
                       "each metric resamples to its own rate"},
             "environment": self.env,
-            "seed": suite.seed, "warmup": suite.warmup, "jobs": self.jobs, "item_seed": "sha256(f'{seed}:{id}')[:8] as int",
+            "seed": suite.seed, "warmup": suite.warmup, "jobs": self.jobs,
+            "executor": getattr(self.executor, "name", "local"),
+            "item_seed": "sha256(f'{seed}:{id}')[:8] as int",
             "command": self.command,
             "started": previous.get("started") or _now(),
             "sessions": previous.get("sessions", 0) + (0 if finished else 1),
             "finished": _now() if finished else None,
         }
+        if self.kept_metrics:
+            run["metrics_not_summarised"] = self.kept_metrics
         self.store.write_run(run)
 
+    def _system_provenance(self, previous: dict) -> dict:
+        """The loaded system's provenance; when only saved outputs were scored (system not
+        loaded), the previous session's (a loader may measure things, e.g. codec delay)."""
+        if getattr(self, "_system_loaded", False) or not previous:
+            return self.system.provenance()
+        return (previous.get("system") or {}).get("provenance") or self.system.provenance()
+
     def _warmup(self, item: Item) -> None:
+        self._system_loaded = True
         for _ in range(self.v.suite.warmup):
             try:
                 self._call_system(item)
@@ -239,10 +415,11 @@ class _Run:
                 unusable[need] = str(exc)
         return audio, unusable
 
-    def _call_system(self, item: Item, draw: int = 0):
+    def _call_system(self, item: Item, draw: int = 0, timing: dict | None = None):
         """-> (estimate, info, {field: input Audio}, {field: why unusable}, codes or None)."""
         seed = item_seed(self.v.suite.seed, item.id if draw == 0 else f"{item.id}#{draw}")
         _seed_everything(seed)
+        t0 = time.perf_counter()
         inputs, unusable = self._read_inputs(item)
         rate = self.system.sample_rate
 
@@ -252,27 +429,33 @@ class _Run:
         request = Request(item.id, text=item.text, language=item.language,
                           reference=at_rate("reference") if "reference" in self.system.needs else None,
                           prompt_audio=at_rate("prompt"), prompt_text=item.prompt_text, seed=seed)
-        generation = self.system.generate(request)
+        t1 = time.perf_counter()
+        try:
+            generation = self.system.generate(request)
+        finally:
+            if timing is not None:
+                timing["audio_in"] += t1 - t0
+                timing["system"] += time.perf_counter() - t1
         estimate = _as_output(generation.audio, "system output")
         info = _system_info(generation, estimate, rate, request)
         info.update(device=self.device, sample_rate=rate, seed=seed, draw=draw)
         return Audio(estimate, rate), info, inputs, unusable, generation.codes
 
-    def _process(self, todo: list[tuple[Item, int]]) -> None:
-        chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
-        batches = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
-        bar = _progress(len(todo), f"{self.dataset_key}/{self.point.label}", self.progress)
-        if self.jobs > 1 and len(batches) > 1:
-            results = _parallel_map(self, batches, self.jobs)
+    def _work(self, task) -> tuple[list[dict], dict]:
+        """One task -> (records, seconds by where). ``("new", [(item, draw)...])`` computes
+        utterances; ``("fill", [(item, draw, record)...], metric_keys)`` adds metrics to records."""
+        timing = _chunk_timing()
+        started = time.perf_counter()
+        if task[0] == "new":
+            records = self._compute(task[1], timing)
         else:
-            results = map(self._compute, batches)
-        for records in results:  # in order; each chunk is saved as soon as it is done
-            self.store.append(records)
-            bar.update(len(records))
-        bar.close()
+            records = self._fill(task[1], task[2], timing)
+        timing["chunk"] = time.perf_counter() - started
+        return records, timing
 
-    def _compute(self, batch: list[tuple[Item, int]]) -> list[dict]:
+    def _compute(self, batch: list[tuple[Item, int]], timing: dict | None = None) -> list[dict]:
         """Run the system on a chunk of (utterance, draw) and score them -> records (no store I/O)."""
+        timing = timing if timing is not None else _chunk_timing()
         records, inputs, scored, skipped = [], [], [], []
         for item, draw in batch:
             record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
@@ -283,7 +466,7 @@ class _Run:
                                              ("draw", draw if self.v.suite.samples > 1 else None)) if v is not None})
             records.append(record)
             try:
-                estimate, info, audio_in, unusable, codes = self._call_system(item, draw)
+                estimate, info, audio_in, unusable, codes = self._call_system(item, draw, timing)
             except Exception as exc:  # keep going, say why
                 reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
                 record.update(status="error", error=reason)
@@ -292,96 +475,97 @@ class _Run:
                 log.warning("%s / %s: %s", self.point.label, item.id, reason)
                 continue
             record["system"] = info
+            record["output_sha256"] = audio_key(estimate.samples, estimate.sample_rate)
             if self.v.suite.save_audio:  # a write failure is the store's, not the system's: it stops the run
-                record["output_audio"] = self._save_output(item.id, draw, estimate)
+                t = time.perf_counter()
+                record["output_audio"] = self._save_output(item.id, draw, estimate, record)
+                timing["audio_out"] += time.perf_counter() - t
             inputs.append(Inputs(item.id, estimate, audio_in.get("reference"), audio_in.get("prompt"),
                                  item.text, item.language, info, codes, item.spoken_text, item.category))
             scored.append(record)
-            skipped.append({k: {"value": None, "reason": f"{need} unusable: {unusable[need]}"}
-                            for k, m in self.metrics.items() for need in m.requires if need in unusable})
-        for record, entries, missing in zip(scored, _score_all(self.metrics, inputs), skipped):
+            skipped.append(_unusable_entries(self.metrics, unusable))
+        for record, entries, missing in zip(scored, _score_all(self.metrics, inputs, timing["metrics"]), skipped):
             record["metrics"] = {**entries, **missing}
         return records
 
-    def _save_output(self, item_id: str, draw: int, estimate: Audio) -> str:
+    def _fill(self, batch: list[tuple[Item, int, dict]], keys: tuple[str, ...], timing: dict) -> list[dict]:
+        """Score the metrics ``keys`` on existing records -> the records with them added.
+
+        The estimate is the saved output (exact float WAV) when kept, else the system is run
+        again on the utterance with its seed; its output must hash to the one scored before
+        (``output_sha256``), otherwise the new metrics record why they are missing.
+        """
+        metrics = {k: self.metrics[k] for k in keys}
+        need_codes = any("codes" in m.requires for m in metrics.values())
+        out, inputs, targets, skipped = [], [], [], []
+        for item, draw, old in batch:
+            record = {**old, "metrics": dict(old.get("metrics") or {})}
+            out.append(record)
+
+            def missing(reason):
+                record["metrics"].update({k: {"value": None, "reason": reason} for k in keys})
+
+            if record.get("status") != "ok":
+                missing(f"system failed: {record.get('error')}")
+                continue
+            codes, path = None, self._saved_output(record)
+            try:
+                if path is not None and not need_codes:
+                    t = time.perf_counter()
+                    estimate = read_audio(path)
+                    audio_in, unusable = self._read_inputs(item)
+                    timing["audio_in"] += time.perf_counter() - t
+                else:
+                    estimate, _info, audio_in, unusable, codes = self._call_system(item, draw, timing)
+                    digest = audio_key(estimate.samples, estimate.sample_rate)
+                    if record.get("output_sha256") and digest != record["output_sha256"]:
+                        missing("re-running the system for this added metric gave a different output than the one "
+                                "scored before (not deterministic?); keep outputs (save_audio: true) or recompute "
+                                "the run in a new folder")
+                        continue
+            except Exception as exc:
+                reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
+                missing(f"could not recompute the system output for an added metric: {reason}")
+                continue
+            inputs.append(Inputs(item.id, estimate, audio_in.get("reference"), audio_in.get("prompt"),
+                                 item.text, item.language, record.get("system") or {}, codes,
+                                 item.spoken_text, item.category))
+            targets.append(record)
+            skipped.append(_unusable_entries(metrics, unusable))
+        for record, entries, absent in zip(targets, _score_all(metrics, inputs, timing["metrics"]), skipped):
+            record["metrics"].update({**entries, **absent})
+        return out
+
+    def _save_output(self, item_id: str, draw: int, estimate: Audio, record: dict | None = None) -> str:
         """Write exactly what the metrics score: float32 WAV, samples unchanged (re-scoring the
-        file reproduces items.jsonl). -> the path relative to the run folder."""
+        file reproduces items.jsonl). -> the path relative to the run folder. With
+        ``return_audio`` (a Ray actor, maybe on another machine) the samples travel in the
+        record and the driver writes them."""
         suffix = f"~{draw}" if self.v.suite.samples > 1 else ""
         rel = f"audio/{item_id.replace('/', '__')}{suffix}.wav"
+        if self.return_audio and record is not None:
+            record["_pending_audio"] = (estimate.samples, estimate.sample_rate)
+            return rel
         try:
             write_audio(self.store.folder / rel, estimate, exact=True)
         except (OSError, RuntimeError) as exc:  # libsndfile reports a failed open as RuntimeError
             raise store_unwritable(self.store.folder / rel, exc) from exc
         return rel
 
-
-# Worker processes are forked after the system and metrics are loaded, so each inherits them.
-_WORKER_RUN: "_Run | None" = None
-
-
-def _worker_compute(batch: list[Item]) -> list[dict]:
-    return _WORKER_RUN._compute(batch)
-
-
-def _init_worker(parent_pid: int) -> None:
-    exit_with_parent(parent_pid)
-    if _WORKER_RUN is not None:  # the parent holds the folder lock; a worker must not keep it
-        _WORKER_RUN.store.forget_lock()
-    # A forked child that reuses the parent's OpenMP thread pool deadlocks in torch; one
-    # thread per worker avoids it (the workers are the parallelism).
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+    def _write_pending_audio(self, records: list[dict]) -> None:
+        for record in records:
+            pending = record.pop("_pending_audio", None)
+            if pending is not None:
+                rel = record["output_audio"]
+                try:
+                    write_audio(self.store.folder / rel, Audio(pending[0], pending[1]), exact=True)
+                except (OSError, RuntimeError) as exc:
+                    raise store_unwritable(self.store.folder / rel, exc) from exc
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def exit_with_parent(parent_pid: int, use_prctl: bool = True) -> str:
-    """Make this (forked worker) process die when ``parent_pid`` does, even by SIGKILL.
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; then the parent is checked once more, since it
-    may have died before the call (the signal only comes for a death after it). Elsewhere, or
-    when prctl fails: a daemon thread polls ``os.getppid()`` twice a second and ``os._exit``s
-    once the process has been re-parented. -> which mechanism is in place.
-    """
-    import os
-    import signal
-
-    mechanism = None
-    if use_prctl and sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
-                mechanism = "prctl"
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before (or while) we set this up
-        os._exit(1)
-    if mechanism is None:
-        import threading
-
-        def _watch() -> None:
-            while os.getppid() == parent_pid:
-                time.sleep(0.5)
-            os._exit(1)
-
-        threading.Thread(target=_watch, name="qtts-bench-parent-watch", daemon=True).start()
-        mechanism = "thread"
-    return mechanism
-
-
-def _parallel_map(run: "_Run", batches: list[list[Item]], jobs: int):
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    global _WORKER_RUN
-    _WORKER_RUN = run
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-        yield from pool.map(_worker_compute, batches)
+def _unusable_entries(metrics: dict, unusable: dict) -> dict:
+    return {k: {"value": None, "reason": f"{need} unusable: {unusable[need]}"}
+            for k, m in metrics.items() for need in m.requires if need in unusable}
 
 
 def json_norm(obj):
@@ -399,31 +583,75 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 # ------------------------------------------------------------------------------- suite
+def _gpu_driver_visible() -> bool:
+    """Whether a GPU driver is visible to this process (checked without importing torch)."""
+    import glob
+    import os
+
+    if not sys.platform.startswith("linux"):
+        return True  # cannot tell cheaply: let torch decide
+    return bool(os.path.exists("/proc/driver/nvidia") or glob.glob("/dev/nvidia[0-9]*")
+                or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg"))
+
+
+def _resolve_device(requested: str) -> str:
+    """``auto`` on a Linux machine with no GPU driver is ``cpu`` without importing torch (2 s of
+    start-up for suites that never use it); everything else is :func:`resolve_device`'s."""
+    if requested == "auto" and "torch" not in sys.modules and not _gpu_driver_visible():
+        return "cpu"
+    return resolve_device(requested)
+
+
 def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: str | None = None,
               out: str | Path | None = None, progress: bool = True,
-              command: list[str] | None = None, jobs: int | None = None) -> list[RunOutcome]:
+              command: list[str] | None = None, jobs: int | str | None = None,
+              executor: str | None = None, address: str | None = None) -> list[RunOutcome]:
     """Run every dataset x system point of a validated suite; returns one outcome per run.
 
-    ``jobs`` > 1 scores utterances in forked worker processes (CPU only). Timings then share
-    the CPU with the other workers: measure speed (RTF, TTFT) with ``jobs: 1``.
+    ``jobs`` > 1 (or ``"auto"``: the usable cores) scores utterances in forked worker processes
+    (CPU only). Timings then share the CPU with the other workers: measure speed (RTF, TTFT)
+    with ``jobs: 1``. ``executor="ray"`` runs the chunks on Ray actors instead (``address``: an
+    existing cluster; default a local one with ``jobs`` CPUs), see :mod:`qtts_bench.executors`.
     """
+    started = time.perf_counter()
     suite = validated.suite
-    device = resolve_device(device or suite.device)
-    jobs = jobs or suite.jobs
-    if jobs > 1 and device.startswith("cuda"):
+    startup: dict = {}
+    t = time.perf_counter()
+    device = _resolve_device(device or suite.device)
+    startup["device_seconds"] = time.perf_counter() - t
+    jobs_requested = jobs if jobs is not None else suite.jobs
+    jobs = resolve_jobs(jobs_requested)
+    if jobs > 1 and device.startswith("cuda") and (executor or "local") == "local":
         raise ConfigError("jobs > 1 forks worker processes, which CUDA does not support; use jobs: 1 on GPU")
+    runner = make_executor(executor, jobs, address)
     out_root = Path(out or suite.output)
+    t = time.perf_counter()
     env = environment(device)
+    startup["environment_seconds"] = time.perf_counter() - t
+    if hasattr(runner, "prepare"):  # before metrics load models: what remote workers rebuild from
+        runner.prepare(validated, device)
     metrics = validated.metrics
+    startup["metric_load_seconds"] = {}
     for key, metric in metrics.items():  # load every metric up front: a missing extra stops here
+        t = time.perf_counter()
         metric.load(device)
+        startup["metric_load_seconds"][key] = time.perf_counter() - t
+    startup["seconds"] = time.perf_counter() - started
     outcomes = []
-    for dataset_key, dataset in validated.datasets.items():
-        items = dataset.items[:limit] if limit else dataset.items
-        for point in validated.points:
-            run = _Run(validated, dataset_key, dataset, items, point, metrics, out_root, device,
-                       progress, command or sys.argv, env, jobs)
-            started = time.perf_counter()
-            outcomes.append(run.execute())
-            log.info("%s/%s done in %.1f s", dataset_key, point.label, time.perf_counter() - started)
+    try:
+        for dataset_key, dataset in validated.datasets.items():
+            items = dataset.items[:limit] if limit else dataset.items
+            for point in validated.points:
+                run = _Run(validated, dataset_key, dataset, items, point, metrics, out_root, device,
+                           progress, command or sys.argv, env, jobs, runner)
+                run_started = time.perf_counter()
+                run.suite_startup_seconds = startup["seconds"]
+                outcome = run.execute()
+                outcomes.append(outcome)
+                log.info("%s/%s done in %.1f s", dataset_key, point.label, time.perf_counter() - run_started)
+    finally:
+        runner.close()
+    if outcomes:
+        outcomes[0].startup = {**startup, "jobs_requested": jobs_requested, "jobs": jobs,
+                               "executor": runner.name}
     return outcomes

@@ -116,6 +116,31 @@ class RunStore:
         except OSError as exc:
             raise unwritable(self.items_path, exc) from exc
 
+    def rewrite(self, change) -> int:
+        """Replace items.jsonl by its records passed through ``change(record) -> record``.
+
+        Atomic: the new content goes to ``items.jsonl.tmp`` (fsynced), which then replaces the
+        file, so a kill or a full disk leaves either the old file or the new one, never a mix.
+        Duplicate lines are dropped (the first record of a key is kept, as on reading). Call it
+        holding the run's lock. -> the number of records written.
+        """
+        records = [change(record) for record in self.read_records(repair=True)]
+        tmp = self.items_path.with_name(self.items_path.name + ".tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for record in records:
+                    fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(self.items_path)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise unwritable(self.items_path, exc) from exc
+        return len(records)
+
     def read_run(self) -> dict | None:
         if not self.run_path.is_file():
             return None

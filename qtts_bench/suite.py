@@ -34,7 +34,7 @@ log = logging.getLogger("qtts_bench")
 
 TOP_LEVEL_KEYS = {
     "name": str, "description": str, "include": (str, list), "seed": int, "device": str,
-    "output": str, "save_audio": bool, "warmup": int, "jobs": int, "samples": int, "datasets": dict,
+    "output": str, "save_audio": bool, "warmup": int, "jobs": (int, str), "samples": int, "datasets": dict,
     "systems": dict,
     "metrics": dict,
 }
@@ -275,7 +275,7 @@ class Suite:
     output: str = "results"
     save_audio: bool = False
     warmup: int = 1
-    jobs: int = 1
+    jobs: int | str = 1  # or "auto": the usable cores
     samples: int = 1  # draws per item (each with its own seed); summary.json shows their spread
     datasets: list[EntrySpec] = field(default_factory=list)
     systems: list[EntrySpec] = field(default_factory=list)
@@ -443,8 +443,10 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         raise ConfigError(f"{path}: device: expected one of auto, cpu, cuda, cuda:N; got '{device}'")
     if data.get("warmup", 1) < 0:
         raise ConfigError(f"{path}: warmup: must be >= 0")
+    if isinstance(data.get("jobs"), str) and data["jobs"] != "auto":
+        raise ConfigError(f"{path}: jobs: expected a number >= 1 or 'auto' (the usable cores), got '{data['jobs']}'")
     for key in ("jobs", "samples"):
-        if data.get(key, 1) < 1:
+        if not isinstance(data.get(key, 1), str) and data.get(key, 1) < 1:
             raise ConfigError(f"{path}: {key}: must be >= 1")
     if "name" in data:
         check_path_name(data["name"], f"{path}: name")

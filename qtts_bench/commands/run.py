@@ -13,7 +13,12 @@ def configure(parser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the suite's, else auto)")
     parser.add_argument("--out", help="results root (default: the suite's `output`, else results/, relative to the "
                                       "working folder)")
-    parser.add_argument("--jobs", type=int, help="worker processes (CPU; default: the suite's `jobs`, else 1)")
+    parser.add_argument("--jobs", help="worker processes (CPU), or auto: the usable cores (default: the suite's "
+                                       "`jobs`, else 1); with --executor ray: Ray actors")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local (this machine's processes, default) or ray (Ray actors; extra `ray`)")
+    parser.add_argument("--address", help="with --executor ray: the Ray cluster to join (e.g. auto, ray://host:10001); "
+                                          "default: start a local one")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",
                         help="override one suite value after includes, e.g. "
@@ -28,16 +33,22 @@ def main(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be >= 1")
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError("--jobs must be >= 1")
+    from ..executors import resolve_jobs
+
+    if args.jobs is not None:
+        try:
+            resolve_jobs(args.jobs)
+        except ConfigError:
+            raise ConfigError(f"--jobs must be a number >= 1 or auto, got '{args.jobs}'") from None
     suite = load_suite(args.suite, args.overrides)
     if args.systems:
         suite.select_systems(args.systems)
     validated = validate_suite(suite)
     outcomes = run_suite(validated, limit=args.limit, device=args.device, out=args.out,
                          progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]],
-                         jobs=args.jobs)
+                         jobs=args.jobs, executor=args.executor, address=args.address)
     print_summaries(outcomes)
+    print_timing(outcomes)
     for label, why in validated.skipped.items():
         print(f"not run (optional, not installed): {label}: {why}")
     return 0
@@ -66,6 +77,51 @@ def print_summaries(outcomes) -> None:
         print(f"{o.dataset}/{o.label}".ljust(label_width) + "".join(f"  {c}" for c in cells)
               + f"  {o.summary['n_done']:>4}  {failed:>6}  {not_applicable:>3}  {o.computed:>3}")
     print(f"results: {outcomes[0].folder.parent.parent}")
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started (Linux: /proc; else None)."""
+    import os
+
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start = int(fh.read().rsplit(")", 1)[1].split()[19]) / ticks
+        with open("/proc/uptime", encoding="ascii") as fh:
+            return float(fh.read().split()[0]) - start
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def print_timing(outcomes) -> None:
+    """Where the time went: one line per run (wall = system + metrics + harness, in wall seconds
+    of this invocation; worker seconds are divided by the measured parallelism), then a total
+    from process start (imports, validation and metric loading are the start-up)."""
+    if not outcomes:
+        return
+    print("time (this invocation; s):")
+    total = {"system": 0.0, "metrics": 0.0, "harness": 0.0}
+    for o in outcomes:
+        t = o.summary.get("timing")
+        if not t:
+            continue
+        per_metric = ", ".join(f"{k} {v / t['parallelism']:.2f}" for k, v in t["metric_seconds"].items())
+        total["system"] += t["system_wall_seconds"]
+        total["metrics"] += t["metrics_wall_seconds"]
+        total["harness"] += t["overhead_seconds"]
+        workers = f"; {t['workers']} workers, parallelism {t['parallelism']:.2f}" if t["workers"] > 1 else ""
+        print(f"  {o.dataset}/{o.label}: {t['wall_seconds']:.2f} = system {t['system_wall_seconds']:.2f} + metrics "
+              f"{t['metrics_wall_seconds']:.2f} ({per_metric}) + harness {t['overhead_seconds']:.2f} "
+              f"({100 * (t['overhead_share'] or 0):.0f} %){workers}")
+    startup = outcomes[0].startup or {}
+    since_start = process_seconds()
+    runs = sum(total.values())
+    line = (f"  total: system {total['system']:.2f} + metrics {total['metrics']:.2f} + harness {total['harness']:.2f}"
+            f"; start-up {startup.get('seconds', 0.0):.2f} (device, metric loading)")
+    if since_start is not None:
+        before = max(0.0, since_start - runs - startup.get("seconds", 0.0))
+        line += f"; {since_start:.2f} since process start ({before:.2f} imports, validation, printing)"
+    print(line)
 
 
 def _cell(block: dict) -> str:

@@ -1,0 +1,191 @@
+"""Executors, timing and incremental re-runs (issue 11): where the time goes, jobs: auto,
+adding / removing / changing metrics on a finished run, adding a system, and the Ray executor
+giving the local executor's numbers (skipped when ray is not installed). Seconds each."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from qtts_bench.errors import ConfigError
+from qtts_bench.executors import resolve_jobs, usable_cores
+from qtts_bench.runner import run_suite
+from qtts_bench.suite import load_suite, validate_suite
+
+SUITE = """
+name: inc
+warmup: 1
+save_audio: {save}
+jobs: {jobs}
+datasets:
+  syn: {{dataset: synthetic, params: {{n: {n}, seconds: 1.0}}}}
+systems:
+{systems}
+metrics:
+{metrics}
+"""
+SI_SDR = "  si_sdr: {}"
+PESQ = "  pesq_wb: {}"
+STOI = "  stoi: {}"
+
+
+def _write(write_suite, metrics, systems="  q: {system: dummy_codec, params: {bits: 6}}", n=4, save=True, jobs=1,
+           name="suite.yaml"):
+    return write_suite(SUITE.format(metrics="\n".join(metrics), systems=systems, n=n, save=str(save).lower(),
+                                    jobs=jobs), name)
+
+
+def _run(path, out, **kw):
+    return run_suite(validate_suite(load_suite(path)), out=out, progress=False, command=["test"], **kw)
+
+
+def _lines(folder):
+    return [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+
+
+def _entries(folder, key):
+    """{id: the stored JSON text of one metric's entry} (byte-for-byte comparisons)."""
+    return {r["id"]: json.dumps(r["metrics"][key], sort_keys=True) for r in _lines(folder) if key in r["metrics"]}
+
+
+# ------------------------------------------------------------------------------------- timing
+def test_timing_block_is_present_and_adds_up(write_suite, tmp_path, cli):
+    path = _write(write_suite, [SI_SDR, PESQ])
+    [outcome] = _run(path, tmp_path)
+    timing = json.loads((outcome.folder / "summary.json").read_text())["timing"]
+    assert set(timing["metric_seconds"]) == {"si_sdr", "pesq_wb"}
+    assert all(v > 0 for v in timing["metric_seconds"].values()) and timing["system_seconds"] > 0
+    assert timing["workers"] == 1 and timing["parallelism"] == pytest.approx(1.0, abs=0.05)
+    parts = timing["system_wall_seconds"] + timing["metrics_wall_seconds"] + timing["overhead_seconds"]
+    assert parts == pytest.approx(timing["wall_seconds"], rel=1e-6, abs=1e-6)
+    assert timing["overhead_seconds"] == pytest.approx(sum(timing["harness_seconds"].values()))
+    assert all(v >= 0 for v in timing["harness_seconds"].values())
+    # what was measured part by part (not the remainder) is most of the wall time
+    assert timing["harness_seconds"]["other"] < 0.5 * timing["wall_seconds"]
+    assert 0 <= timing["overhead_share"] <= 1
+
+    proc = cli("run", str(path), "--out", str(tmp_path / "cli"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "time (this invocation; s):" in proc.stdout and "syn/q:" in proc.stdout
+    assert "since process start" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------- jobs
+def test_jobs_auto_uses_the_usable_cores(write_suite, tmp_path):
+    assert resolve_jobs("auto") == usable_cores() == len(os.sched_getaffinity(0))
+    assert resolve_jobs(3) == 3 and resolve_jobs("2") == 2
+    for bad in ("many", 0, "0"):
+        with pytest.raises(ConfigError):
+            resolve_jobs(bad)
+    path = _write(write_suite, [SI_SDR], jobs="auto", n=3)
+    [outcome] = _run(path, tmp_path)
+    run = json.loads((outcome.folder / "run.json").read_text())
+    assert run["jobs"] == usable_cores() and outcome.startup["jobs_requested"] == "auto"
+    with pytest.raises(ConfigError, match="jobs"):
+        load_suite(_write(write_suite, [SI_SDR], jobs="many", name="bad.yaml"))
+
+
+# ------------------------------------------------------------------------------------- incremental
+@pytest.mark.parametrize("save", [True, False], ids=["from-saved-outputs", "system-re-run"])
+def test_an_added_metric_is_the_only_one_computed(write_suite, tmp_path, save):
+    path = _write(write_suite, [SI_SDR], save=save)
+    [first] = _run(path, tmp_path / "inc")
+    before = _entries(first.folder, "si_sdr")
+    path = _write(write_suite, [SI_SDR, PESQ], save=save)
+    [second] = _run(path, tmp_path / "inc")
+    assert second.computed == 0 and second.filled == 4
+    metrics = second.summary["metrics"]
+    assert (metrics["si_sdr"]["n_computed"], metrics["si_sdr"]["n_reused"]) == (0, 4)
+    assert (metrics["pesq_wb"]["n_computed"], metrics["pesq_wb"]["n_reused"]) == (4, 0)
+    assert _entries(second.folder, "si_sdr") == before  # byte-for-byte
+    assert len(_lines(second.folder)) == 4 and not (second.folder / "items.jsonl.tmp").exists()
+    assert set(second.summary["timing"]["metric_seconds"]) == {"si_sdr", "pesq_wb"}
+    assert second.summary["timing"]["metric_seconds"]["si_sdr"] == 0.0
+    # the filled values are those of a fresh run with both metrics
+    [fresh] = _run(path, tmp_path / "fresh")
+    assert _entries(second.folder, "pesq_wb") == _entries(fresh.folder, "pesq_wb")
+    # and a third run reuses everything
+    [third] = _run(path, tmp_path / "inc")
+    assert third.computed == third.filled == 0
+    assert all(b["n_computed"] == 0 and b["n_reused"] == 4 for b in third.summary["metrics"].values())
+
+
+def test_added_metric_and_new_utterances_together(write_suite, tmp_path):
+    path = _write(write_suite, [SI_SDR], n=5, jobs=2)
+    [first] = run_suite(validate_suite(load_suite(path)), out=tmp_path, progress=False, command=["t"], limit=3)
+    path = _write(write_suite, [SI_SDR, STOI], n=5, jobs=2)
+    [second] = _run(path, tmp_path)
+    assert (second.computed, second.filled) == (2, 3)
+    assert (second.summary["metrics"]["stoi"]["n_computed"], second.summary["metrics"]["stoi"]["n_reused"]) == (5, 0)
+    assert (second.summary["metrics"]["si_sdr"]["n_computed"], second.summary["metrics"]["si_sdr"]["n_reused"]) == (2, 3)
+    assert all(set(r["metrics"]) == {"si_sdr", "stoi"} for r in _lines(second.folder))
+
+
+def test_a_removed_metric_is_kept_but_not_summarised(write_suite, tmp_path):
+    path = _write(write_suite, [SI_SDR, PESQ])
+    [first] = _run(path, tmp_path)
+    pesq = _entries(first.folder, "pesq_wb")
+    [second] = _run(_write(write_suite, [SI_SDR]), tmp_path)
+    assert set(second.summary["metrics"]) == {"si_sdr"}
+    assert second.summary["metrics_not_summarised"] == ["pesq_wb"]
+    assert _entries(second.folder, "pesq_wb") == pesq
+    # add a metric while pesq_wb is out: run.json keeps pesq_wb's settings, so putting it back reuses it
+    _run(_write(write_suite, [SI_SDR, STOI]), tmp_path)
+    run = json.loads((first.folder / "run.json").read_text())
+    assert "pesq_wb" in run["metrics_not_summarised"] and "pesq_wb" not in run["metrics"]
+    [back] = _run(_write(write_suite, [SI_SDR, STOI, PESQ]), tmp_path)
+    assert back.summary["metrics"]["pesq_wb"]["n_reused"] == 4 and back.filled == 0
+    assert _entries(back.folder, "pesq_wb") == pesq
+
+
+def test_changed_settings_of_a_kept_metric_refuse(write_suite, tmp_path):
+    _run(_write(write_suite, [SI_SDR, PESQ]), tmp_path)
+    with pytest.raises(ConfigError, match=r"different metrics settings \(si_sdr: align: '\w+' -> 'pad'"):
+        _run(_write(write_suite, ["  si_sdr: {params: {align: pad}}", PESQ]), tmp_path)
+    # a changed metric removed from the suite and re-added with other settings refuses too
+    _run(_write(write_suite, [SI_SDR]), tmp_path)
+    with pytest.raises(ConfigError, match="pesq_wb"):
+        _run(_write(write_suite, [SI_SDR, "  pesq_wb: {params: {align: pad}}"]), tmp_path)
+    # under a new key it is just an added metric
+    [outcome] = _run(_write(write_suite, [SI_SDR, "  si_sdr_pad: {metric: si_sdr, params: {align: pad}}"]), tmp_path)
+    assert outcome.summary["metrics"]["si_sdr_pad"]["n_computed"] == 4
+
+
+def test_an_added_system_is_the_only_one_computed(write_suite, tmp_path):
+    one = "  passthrough: {}"
+    [first] = _run(_write(write_suite, [SI_SDR], systems=one), tmp_path)
+    before = (first.folder / "items.jsonl").read_bytes()
+    outcomes = _run(_write(write_suite, [SI_SDR], systems=one + "\n  q: {system: dummy_codec, params: {bits: 6}}"),
+                    tmp_path)
+    assert {o.label: o.computed for o in outcomes} == {"passthrough": 0, "q": 4}
+    assert (first.folder / "items.jsonl").read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------- ray
+RAY_SYSTEMS = """  passthrough: {}
+  q: {system: dummy_codec, params: {bits: [4, 8]}}
+  opus: {params: {bitrate: 6000}}
+  codec2: {params: {mode: 3200}}"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="ray is not installed (pip install 'qtts-bench[ray]')")
+def test_ray_executor_gives_the_local_numbers(write_suite, tmp_path):
+    path = _write(write_suite, [SI_SDR, PESQ, STOI], systems=RAY_SYSTEMS, n=5, jobs=2)
+    local = {o.label: o for o in _run(path, tmp_path / "local")}
+    remote = {o.label: o for o in _run(path, tmp_path / "ray", executor="ray")}
+    assert set(local) == set(remote) == {"passthrough", "q@bits=4", "q@bits=8", "opus", "codec2"}
+    for label, o in remote.items():
+        assert o.computed == 5 and o.summary["timing"]["executor"] == "ray"
+        for key in ("si_sdr", "pesq_wb", "stoi"):
+            assert _entries(o.folder, key) == _entries(local[label].folder, key), (label, key)
+        # saved outputs were written by the driver, bit-exact
+        assert all((o.folder / r["output_audio"]).read_bytes() == (local[label].folder / r["output_audio"]).read_bytes()
+                   for r in _lines(o.folder))
+    # resume over Ray: nothing left to do; an added metric is filled in on the actors
+    again = _run(path, tmp_path / "ray", executor="ray")
+    assert all(o.computed == 0 for o in again)
+    added = _run(_write(write_suite, [SI_SDR, PESQ, STOI, "  estoi: {}"], systems=RAY_SYSTEMS, n=5, jobs=2),
+                 tmp_path / "ray", executor="ray")
+    assert all(o.summary["metrics"]["estoi"]["n_computed"] == 5 for o in added)
