@@ -30,15 +30,17 @@ def git_state(path: Path | None = None) -> dict:
         return {"commit": None, "dirty": None, "reason": f"git unavailable: {exc}"}
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions(names=TRACKED_PACKAGES) -> dict:
     """{distribution: version} for those of ``names`` that are installed."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {name: v for name in names if (v := package_version(name)) is not None}
 
 
 def resolve_device(requested: str) -> str:

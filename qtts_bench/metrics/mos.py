@@ -32,20 +32,14 @@ import numpy as np
 from ..audio import AudioError, check_usable
 from ..cache import ResultCache, audio_key
 from ..errors import ConfigError, MetricFailure, require
+from ..hashing import sha256_file
+from ..provenance import package_version
 from .base import Inputs, Metric, Score
-from .speaker_backends import file_sha256
 
 MOS_RATE = 16000
 DNSMOS_KEYS = ("sig", "bak", "ovrl", "p808")
 
 
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
 
 
 def _ort_session(path: str, threads: int):
@@ -97,10 +91,10 @@ def dnsmos_identity(personalized: bool = False) -> dict:
     folder = _speechmos_dir()
     primary = folder / ("pdnsmos_models" if personalized else "dnsmos_models") / "sig_bak_ovr.onnx"
     return {"model": "DNSMOS P.835 sig_bak_ovr + P.808 model_v8", "personalized": personalized,
-            "sig_bak_ovr_sha256": file_sha256(str(primary)),
-            "p808_sha256": file_sha256(str(folder / "dnsmos_models" / "model_v8.onnx")),
-            "speechmos": _version("speechmos"), "onnxruntime": _version("onnxruntime"),
-            "librosa": _version("librosa"), "window_seconds": 9.01, "hop_seconds": 1.0,
+            "sig_bak_ovr_sha256": sha256_file(str(primary)),
+            "p808_sha256": sha256_file(str(folder / "dnsmos_models" / "model_v8.onnx")),
+            "speechmos": package_version("speechmos"), "onnxruntime": package_version("onnxruntime"),
+            "librosa": package_version("librosa"), "window_seconds": 9.01, "hop_seconds": 1.0,
             "short_clips": "tiled to 9.01 s (as the reference implementation)"}
 
 
@@ -192,8 +186,9 @@ def distillmos_model(device: str = "cpu"):
 def distillmos_identity() -> dict:
     distillmos = _import_distillmos()
     weights = Path(distillmos.__file__).resolve().parent / "weights" / "distill_mos_v7.pt"
-    return {"model": "DistillMOS v7 (ConvTransformerSQAModel)", "sha256": file_sha256(str(weights)),
-            "distillmos": _version("distillmos"), "xls_r_sqa": _version("xls-r-sqa"), "torch": _version("torch")}
+    return {"model": "DistillMOS v7 (ConvTransformerSQAModel)", "sha256": sha256_file(str(weights)),
+            "distillmos": package_version("distillmos"), "xls_r_sqa": package_version("xls-r-sqa"),
+            "torch": package_version("torch")}
 
 
 def distill_mos(samples: np.ndarray, *, device: str = "cpu") -> float:
@@ -346,8 +341,8 @@ class Plcmos(_MosMetric):
         super().__init__(min_seconds=min_seconds, cache=cache, seed=int(seed), rounds=int(rounds), threads=int(threads))
 
     def identity(self) -> dict:
-        return {"model": "PLCMOS v2", "sha256": file_sha256(str(_speechmos_dir() / "plcmos_models" / "plcmos_v2.onnx")),
-                "speechmos": _version("speechmos"), "onnxruntime": _version("onnxruntime"),
+        return {"model": "PLCMOS v2", "sha256": sha256_file(str(_speechmos_dir() / "plcmos_models" / "plcmos_v2.onnx")),
+                "speechmos": package_version("speechmos"), "onnxruntime": package_version("onnxruntime"),
                 "rater_embeddings": "numpy RandomState(seed).normal(size=(1, 64)) per round"}
 
     def load(self, device: str = "cpu") -> None:
@@ -413,8 +408,8 @@ class Utmos(_MosMetric):
     def identity(self) -> dict:
         repo, ckpt = self._paths()
         return {"model": "UTMOS22 strong (tarepan/SpeechMOS)", "checkpoint": str(ckpt),
-                "sha256": file_sha256(str(ckpt)), "hubconf_sha256": file_sha256(str(repo / "hubconf.py")),
-                "torch": _version("torch")}
+                "sha256": sha256_file(str(ckpt)), "hubconf_sha256": sha256_file(str(repo / "hubconf.py")),
+                "torch": package_version("torch")}
 
     def load(self, device: str = "cpu") -> None:
         if self._model is not None:

@@ -216,12 +216,9 @@ def si_sdr(*, reference: np.ndarray, estimate: np.ndarray, zero_mean: bool = Tru
 
 
 def _library_version(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from ..provenance import package_version
 
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return "unknown"
+    return package_version(distribution) or "unknown"
 
 
 def length_mismatch(n_reference: int, n_estimate: int, sample_rate: int) -> str | None:

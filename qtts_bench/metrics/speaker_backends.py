@@ -21,7 +21,6 @@ every setting that changes the numbers. SIM values from different identities are
 from __future__ import annotations
 
 import os
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +28,9 @@ import numpy as np
 from ..audio import AudioError, check_usable
 from ..errors import ConfigError, MetricFailure, MissingExtraError, require
 from ..hashing import sha256_file
+from ..provenance import package_version
 
 SAMPLE_RATE = 16000
-
-
-@cache
-def file_sha256(path: str) -> str:
-    """sha256 of a file (memoised per path for the process)."""
-    return sha256_file(path)
-
-
-def _version(module: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(module)
-    except PackageNotFoundError:
-        return None
 
 
 class SpeakerBackend:
@@ -123,9 +108,9 @@ class ResemblyzerBackend(SpeakerBackend):
 
     def identity(self) -> dict:
         path = self._weights_path()
-        return {"model": "resemblyzer-ge2e", "checkpoint": str(path), "sha256": file_sha256(str(path)),
-                "resemblyzer": _version("resemblyzer"), "webrtcvad": _version("webrtcvad"),
-                "librosa": _version("librosa"), "torch": _version("torch"),
+        return {"model": "resemblyzer-ge2e", "checkpoint": str(path), "sha256": sha256_file(str(path)),
+                "resemblyzer": package_version("resemblyzer"), "webrtcvad": package_version("webrtcvad"),
+                "librosa": package_version("librosa"), "torch": package_version("torch"),
                 "preprocess": "normalize_volume(-30 dBFS, increase only) + webrtcvad mode 3 trimming",
                 "rate": self.rate, "min_coverage": self.min_coverage, "min_speech_seconds": self.min_seconds}
 
@@ -219,9 +204,9 @@ class SpeechBrainEcapaBackend(SpeakerBackend):
     def identity(self) -> dict:
         folder = self._folder()
         return {"model": "speechbrain-ecapa-tdnn", "checkpoint": str(folder),
-                "sha256": file_sha256(str(folder / "embedding_model.ckpt")),
-                "hyperparams_sha256": file_sha256(str(folder / "hyperparams.yaml")),
-                "speechbrain": _version("speechbrain"), "torch": _version("torch"),
+                "sha256": sha256_file(str(folder / "embedding_model.ckpt")),
+                "hyperparams_sha256": sha256_file(str(folder / "hyperparams.yaml")),
+                "speechbrain": package_version("speechbrain"), "torch": package_version("torch"),
                 "min_seconds": self.min_seconds}
 
     def embed_batch(self, waves: list[np.ndarray], batch_size: int = 16) -> list:
@@ -426,7 +411,7 @@ class WavLmEcapaBackend(SpeakerBackend):
     def identity(self) -> dict:
         ckpt, hub = self._paths()
         return {"model": "wavlm-large-ecapa-tdnn (seed-tts-eval)", "checkpoint": str(ckpt),
-                "sha256": file_sha256(str(ckpt)), "s3prl_hub": str(hub), "torch": _version("torch"),
+                "sha256": sha256_file(str(ckpt)), "s3prl_hub": str(hub), "torch": package_version("torch"),
                 "batching": "one utterance per forward, unpadded", "min_seconds": self.min_seconds}
 
     def embed_batch(self, waves: list[np.ndarray], batch_size: int = 16) -> list:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..audio import AudioError
 from ..errors import ConfigError, require
+from ..provenance import package_version
 from .base import Codec
 from .delay import calibration_signal, estimate_delay, remove_delay
 
@@ -565,15 +566,13 @@ class Codec2Codec(_MeasuredDelayCodec):
         return np.concatenate(chunks).astype(np.float32) / 32768.0
 
     def provenance(self) -> dict:
-        from importlib.metadata import version
-
         info = self._base_provenance()
         info.update({
             "mode": self.mode,
             "decoder_randomness": self._random.describe(),
             "samples_per_frame": self._frame_samples,
             "bits_per_frame": self._frame_bits,
-            "pycodec2_version": version("pycodec2"),
+            "pycodec2_version": package_version("pycodec2"),
             "bundled_libraries": _bundled_libraries("pycodec2", ("libcodec2",)),
         })
         return info

@@ -21,12 +21,12 @@ whisper-large-v3 as in seed-tts-eval).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import ClassVar
 
 import numpy as np
 
 from ...errors import ConfigError, MissingExtraError
+from ...provenance import package_version
 from .models import ResolvedModel
 
 SAMPLE_RATE = 16000
@@ -45,13 +45,6 @@ def import_or_extra(module: str, package: str | None = None):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(package or dist, extra, "this ASR backend") from exc
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 @dataclass(frozen=True)

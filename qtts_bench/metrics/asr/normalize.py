@@ -140,14 +140,8 @@ def tokens(normalized: str, unit: str, language: str | None) -> list[str]:
 
 def library_versions(profile: str) -> dict:
     """Versions of the packages a profile uses (for provenance)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from ...provenance import package_version
 
     names = {"seedtts": ("zhon", "zhconv"), "whisper": ("whisper-normalizer", "zhconv"),
              "basic": ("whisper-normalizer", "zhconv")}[check_profile(profile)]
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: package_version(name) for name in names}
