@@ -55,6 +55,14 @@ class RunLockedError(StoreError):
     """Another run holds the results folder; the message names it (pid, host, command, start)."""
 
 
+def did_you_mean(name, choices, n: int = 1, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` (up to ``n`` suggestions) for a misspelt ``name``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=cutoff)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 def require(module: str, extra: str, purpose: str = "", package: str | None = None):
     """Import an optional module, or raise MissingExtraError naming the extra to install.
 

@@ -10,12 +10,11 @@ by name like any other (suites and tests use them) but ``qtts-bench list`` shows
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, self._entries, n=3, cutoff=0.5)
             raise UnknownNameError(
                 f"unknown {self.kind} '{name}'{hint} (see `qtts-bench list {self.kind}s`)"
             ) from None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, QttsBenchError
+from .errors import ConfigError, QttsBenchError, did_you_mean
 from .registry import DATASETS, METRICS, SYSTEMS, Registry
 from .systems.base import emits_codes
 
@@ -161,12 +161,9 @@ def resolve_suite(path: str | Path) -> Path:
     found = _shipped(text)
     if found is not None:
         return found
-    import difflib
-
     shipped = shipped_suites()
     name = _shipped_name(text)
-    close = difflib.get_close_matches(name, list(shipped), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(name, shipped, n=3, cutoff=0.5)
     listed = ", ".join(shipped) or "none"
     raise ConfigError(f"suite file not found: {text}, and no shipped suite is named '{name}'{hint} "
                       f"(shipped suites: {listed}; see qtts-bench list suites)")
@@ -306,10 +303,7 @@ class Suite:
         known = {s.key for s in self.systems}
         for key in keys:
             if key not in known:
-                import difflib
-
-                close = difflib.get_close_matches(key, sorted(known), n=3)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                hint = did_you_mean(key, sorted(known), n=3)
                 raise ConfigError(f"{self.path}: --systems: no system '{key}' in this suite{hint} "
                                   f"(it has: {', '.join(sorted(known))})")
         self.systems = [s for s in self.systems if s.key in keys]
@@ -364,13 +358,6 @@ def parse_override(text: str, where: str = "--set") -> tuple[list[str], object]:
     return parts, parsed
 
 
-def _did_you_mean(name: str, known) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def apply_overrides(data: dict, overrides, path: Path | str = "") -> dict:
     """Apply ``--set KEY.PATH=VALUE`` overrides to a resolved suite mapping (a new dict).
 
@@ -388,14 +375,14 @@ def apply_overrides(data: dict, overrides, path: Path | str = "") -> dict:
         if top == "include":
             raise ConfigError(f"{where}: 'include' is resolved before overrides and cannot be set")
         if top not in TOP_LEVEL_KEYS:
-            raise ConfigError(f"{where}: unknown top-level key '{top}'{_did_you_mean(top, TOP_LEVEL_KEYS)}")
+            raise ConfigError(f"{where}: unknown top-level key '{top}'{did_you_mean(top, TOP_LEVEL_KEYS)}")
         if top in ENTRY_KEYS and len(parts) >= 2:
             entries = data.get(top) or {}
             label = parts[1]
             if label not in entries:
                 have = ", ".join(map(str, entries)) or "none"
                 raise ConfigError(f"{where}: no {top[:-1]} '{label}' in this suite"
-                                  f"{_did_you_mean(label, entries)} (it has: {have})")
+                                  f"{did_you_mean(label, entries)} (it has: {have})")
             allowed = ["params", ENTRY_KEYS[top]] + (["optional"] if top == "systems" else [])
             if len(parts) >= 3 and parts[2] not in allowed:
                 raise ConfigError(f"{where}: {top}.{label}: unknown key '{parts[2]}'; "
@@ -426,11 +413,7 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     data = apply_overrides(data, overrides, path)
     for key, value in data.items():
         if key not in TOP_LEVEL_KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(key, list(TOP_LEVEL_KEYS), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{path}: unknown top-level key '{key}'{hint}")
+            raise ConfigError(f"{path}: unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
         expected = TOP_LEVEL_KEYS[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
@@ -501,10 +484,7 @@ def check_params(target, params: dict, where: str) -> None:
         return
     for key in params:
         if key not in accepted:
-            import difflib
-
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(key, accepted)
             allowed = ", ".join(accepted) or "none"
             raise ConfigError(f"{where}.{key}: unknown parameter{hint} (accepted: {allowed})")
 

@@ -18,13 +18,12 @@ Imports only json/yaml/pathlib-level modules: loading the set is cheap.
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from .bundled import load_bundled
 from .manifest import Dataset, Item
 
@@ -57,11 +56,6 @@ PROMPT_IDS = tuple(sorted((
 )))
 ITEM_KEYS = ("id", "category", "text", "spoken_text")
 FORBIDDEN_SPOKEN = re.compile(r"[0-9$%&/@#+=°€£¢]")  # a spoken form is words only
-
-
-def _did_you_mean(value: str, choices) -> str:
-    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _as_list(value, what: str) -> list[str]:
@@ -102,7 +96,7 @@ def read_items(path: Path = ITEMS_FILE) -> list[dict]:
                 raise ConfigError(f"{where}: '{key}' must be a non-empty string")
         if row["category"] not in CATEGORIES:
             raise ConfigError(f"{where}: unknown category '{row['category']}'"
-                              f"{_did_you_mean(row['category'], CATEGORIES)}; available: {', '.join(CATEGORIES)}")
+                              f"{did_you_mean(row['category'], CATEGORIES, n=3, cutoff=0.5)}; available: {', '.join(CATEGORIES)}")
         if not re.fullmatch(rf"pgch-{row['category'].replace('_', '-')}-\d{{3}}", row["id"]):
             raise ConfigError(f"{where}: id must be 'pgch-{row['category'].replace('_', '-')}-NNN'")
         if row["id"] in ids or row["text"] in texts:
@@ -132,7 +126,7 @@ def load_pgc_hard_standin(name: str | None = None, categories: list[str] | None 
         for category in categories:
             if category not in CATEGORIES:
                 raise ConfigError(f"{NAME} dataset: unknown category '{category}'"
-                                  f"{_did_you_mean(category, CATEGORIES)}; available: {', '.join(CATEGORIES)}")
+                                  f"{did_you_mean(category, CATEGORIES, n=3, cutoff=0.5)}; available: {', '.join(CATEGORIES)}")
 
     bundled = {item.id: item for item in load_bundled(languages=["en"]).items}
     missing = [pid for pid in PROMPT_IDS if pid not in bundled]
@@ -145,7 +139,7 @@ def load_pgc_hard_standin(name: str | None = None, categories: list[str] | None 
         for speaker in prompt_speakers:
             if speaker not in speakers:
                 raise ConfigError(f"{NAME} dataset: unknown prompt speaker '{speaker}'"
-                                  f"{_did_you_mean(speaker, speakers)}; available: {', '.join(speakers)}")
+                                  f"{did_you_mean(speaker, speakers, n=3, cutoff=0.5)}; available: {', '.join(speakers)}")
         pool = [p for p in pool if p.speaker in set(prompt_speakers)]
 
     items = []

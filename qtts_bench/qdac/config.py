@@ -6,10 +6,9 @@ Pure Python (no torch), so the registry, ``validate`` and config checks stay lig
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field, fields
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 
 SAMPLE_RATE = 16000
 FRAME_RATES = {50: 320, 25: 640}  # frame rate (Hz) -> hop in samples at 16 kHz
@@ -232,9 +231,7 @@ def _prod(values) -> int:
 def _no_unknown(data: dict, allowed, where: str) -> None:
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}")
 
 
 def _checked(cls, data: dict, source: str) -> dict:
