@@ -619,11 +619,12 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
     t = time.perf_counter()
     device = _resolve_device(device or suite.device)
     startup["device_seconds"] = time.perf_counter() - t
+    jobs_given = jobs is not None or "jobs" in suite.raw
     jobs_requested = jobs if jobs is not None else suite.jobs
     jobs = resolve_jobs(jobs_requested)
-    if jobs > 1 and device.startswith("cuda") and (executor or "local") == "local":
+    runner = make_executor(executor, jobs, address, jobs_given=jobs_given)
+    if jobs > 1 and device.startswith("cuda") and runner.name == "local":
         raise ConfigError("jobs > 1 forks worker processes, which CUDA does not support; use jobs: 1 on GPU")
-    runner = make_executor(executor, jobs, address)
     out_root = Path(out or suite.output)
     t = time.perf_counter()
     env = environment(device)

@@ -44,7 +44,11 @@ def resolve_jobs(value) -> int:
     return int(value)
 
 
-def make_executor(name: str | None, jobs: int, address: str | None = None):
+def make_executor(name, jobs: int, address: str | None = None, jobs_given: bool = True):
+    """``name`` ("local" / "ray" / None) -> an executor; an executor object is returned as is.
+    ``jobs_given``: False when ``jobs`` is only the default (Ray then uses the cluster's CPUs)."""
+    if name is not None and not isinstance(name, str):
+        return name
     name = name or "local"
     if name == "local":
         if address:
@@ -55,5 +59,5 @@ def make_executor(name: str | None, jobs: int, address: str | None = None):
     if name == "ray":
         from .ray import RayExecutor
 
-        return RayExecutor(jobs, address)
+        return RayExecutor(jobs, address, jobs_given=jobs_given)
     raise ConfigError(f"executor '{name}': expected one of {', '.join(EXECUTORS)}")
