@@ -2,8 +2,9 @@
 
 Workers are forked after the system and metrics are loaded (one model load for all of them),
 die with their parent (``PR_SET_PDEATHSIG``, else a watcher thread), drop the parent's folder
-lock, and run torch single-threaded (the workers are the parallelism). Results come back in
-task order.
+lock, and run torch and BLAS single-threaded (the workers are the parallelism); ``jobs: 1``
+scores in this process with one BLAS thread too, so values do not depend on ``jobs``.
+Results come back in task order.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def _init_worker(parent_pid: int) -> None:
     # thread per worker avoids it (the workers are the parallelism).
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    from . import blas_threads
+
+    blas_threads(1)
 
 
 PR_SET_PDEATHSIG = 1
@@ -79,9 +83,16 @@ class LocalExecutor:
     def map(self, run, tasks: list):
         """Yield ``(index, records, timing)`` for every task, in task order."""
         if self.workers_for(len(tasks)) == 1:
-            for index, task in enumerate(tasks):
-                records, timing = run._work(task)
-                yield index, records, timing
+            from . import blas_threads
+
+            before = blas_threads(1)  # as in the workers: the same values with any jobs
+            try:
+                for index, task in enumerate(tasks):
+                    records, timing = run._work(task)
+                    yield index, records, timing
+            finally:
+                if before:
+                    blas_threads(before)
             return
         import multiprocessing
         import os

@@ -40,32 +40,6 @@ def _require_ray():
     return ray
 
 
-def blas_threads() -> int:
-    """The BLAS thread count of this process (threadpoolctl when installed, else the usual
-    environment variables, else the usable cores: OpenBLAS's default).
-
-    Actors get the driver's count: numpy's dot products (SI-SDR) sum in an order that depends on
-    it, so with Ray's default of one thread per actor the last bits of a value would differ
-    from the local executor's (measured: 10.45369985404368 vs 10.453699854043684).
-    """
-    import os
-
-    try:
-        from threadpoolctl import threadpool_info
-
-        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if counts:
-            return max(counts)
-    except Exception:  # not installed, or an odd BLAS
-        pass
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    from . import usable_cores
-
-    return usable_cores()
-
-
 class _Worker:
     """The actor body (wrapped by ``ray.remote`` lazily, so importing this module needs no Ray)."""
 
@@ -83,6 +57,9 @@ class _Worker:
         self.run = _Run(validated, spec["dataset_key"], dataset, items, point, validated.metrics,
                         Path(spec["out_root"]), device, False, spec["command"], spec["env"], spec["jobs"])
         self.run.return_audio = True
+        from . import blas_threads
+
+        blas_threads(1)
         self.run.system.load(device)
         if spec.get("warmup_item") is not None:
             self.run._warmup(next(i for i in items if i.id == spec["warmup_item"]))
@@ -146,8 +123,8 @@ class RayExecutor:
                 "warmup_item": run.items[0].id if run.items and run.v.suite.warmup else None}
 
     def _new_actor(self, spec: dict):
-        threads = str(blas_threads())
-        env = {name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        # one BLAS thread, as in the local executor's workers (same values; see blas_threads)
+        env = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         remote = self.ray.remote(_Worker).options(
             num_cpus=1, num_gpus=1 if spec["device"].startswith("cuda") else 0, max_restarts=0,
             runtime_env={"env_vars": env})
