@@ -154,6 +154,9 @@ def page(title: str, body: str, extra_js: str = "") -> str:
             f'<script>{SORT_JS}{extra_js}</script>\n</body></html>\n')
 
 
+PROV_INLINE_CHARS = 90  # settings text longer than this is shown folded under the header
+
+
 def column_header(column: Column, n_common: int | None) -> str:
     arrow = {"higher": " ↑", "lower": " ↓"}.get(column.direction, "")
     first = "descending" if column.direction == "higher" else "ascending"
@@ -165,7 +168,9 @@ def column_header(column: Column, n_common: int | None) -> str:
     if column.unit:
         parts.append(f'<div class="unit">{esc(column.unit)}</div>')
     prov = column.provenance()
-    if prov:
+    if len(prov) > PROV_INLINE_CHARS:  # long settings (ASR decoders, model paths) fold away
+        parts.append(f'<details class="prov"><summary>settings</summary>{esc(prov)}</details>')
+    elif prov:
         parts.append(f'<div class="prov">{esc(prov)}</div>')
     if n_common is not None:
         parts.append(f'<div class="ncommon">on {n_common} common utt.</div>')
