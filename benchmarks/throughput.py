@@ -7,7 +7,9 @@ The codec metric set (PESQ-WB, STOI, ESTOI, SI-SDR) on the bundled utterances th
 
 (a) loop: one process, one utterance at a time, calling the libraries directly: soxr (VHQ) to
     16 kHz, the codec (qtts-bench's Opus system: PyAV/libopus, delay removed), then
-    ``pesq.pesq``, ``pystoi.stoi`` (twice) and the SI-SDR formula in numpy. Reported with and
+    ``pesq.pesq``, ``pystoi.stoi`` (twice) and the SI-SDR formula in numpy, with one BLAS thread
+    (one core; with OpenBLAS's default of one thread per core, the loop's numpy dot products
+    slow down several-fold when the machine is busy, measured). Reported with and
     without the codec; "floor/2" is the metrics-only loop divided by the usable cores (the
     limit for N cores, as issue 11 defines it).
 (b) ``qtts-bench run`` in a subprocess, process start included, ``--jobs 1`` and ``--jobs auto``;
@@ -116,6 +118,9 @@ def loop(n: int) -> dict:
     from qtts_bench.registry import DATASETS, SYSTEMS
     from qtts_bench.systems.base import Request
 
+    from qtts_bench.executors import blas_threads
+
+    blas_threads(1)  # one core, as the floor is defined (and as the runner's workers run)
     items = DATASETS.create("bundled", name="bundled").items[:n]
     codec = SYSTEMS.create("opus", bitrate=6000)
     codec.load("cpu")

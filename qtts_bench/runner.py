@@ -622,6 +622,8 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
     jobs_given = jobs is not None or "jobs" in suite.raw
     jobs_requested = jobs if jobs is not None else suite.jobs
     jobs = resolve_jobs(jobs_requested)
+    if jobs_requested == "auto" and device.startswith("cuda") and (executor or "local") == "local":
+        jobs = 1  # one process per GPU: forked workers cannot use CUDA
     runner = make_executor(executor, jobs, address, jobs_given=jobs_given)
     if jobs > 1 and device.startswith("cuda") and runner.name == "local":
         raise ConfigError("jobs > 1 forks worker processes, which CUDA does not support; use jobs: 1 on GPU")
