@@ -16,7 +16,9 @@ The codec metric set (PESQ-WB, STOI, ESTOI, SI-SDR) on the bundled utterances th
 (c) the same with ``--executor ray`` (a local Ray instance started by the run; skipped when
     ray is not installed).
 
-For each: wall seconds, utterances/s, ratio to the loop, the harness-overhead share (process
+Every mode runs ``--repeats`` times (default 2), interleaved with the others, and the fastest
+of each is shown (the load of a shared machine changes between modes). For each: wall
+seconds, utterances/s, ratio to the loop, the harness-overhead share (process
 wall minus the system and metric seconds that summary.json's ``timing`` attributes, over the
 wall), and the peak resident memory of the process tree (sampled every 0.1 s from /proc; Ray's
 workers are children of its raylet, started by the run, so they are in the tree). Per-utterance
@@ -198,11 +200,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 170],
                         help="utterance counts (the bundled set has 170; larger values are capped)")
-    parser.add_argument("--quick", action="store_true", help="20 utterances, no --jobs 1 run")
+    parser.add_argument("--quick", action="store_true", help="20 utterances, no --jobs 1 run, one repeat")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="interleaved repeats of every mode; the fastest of each is shown (default 2)")
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--out", help="results folder (default: a temporary one)")
     args = parser.parse_args(argv)
     sizes = [20] if args.quick else sorted({min(s, 170) for s in args.sizes})
+    if args.quick:
+        args.repeats = 1
     import importlib.util
 
     from qtts_bench.executors import usable_cores
@@ -218,10 +224,20 @@ def main(argv=None) -> int:
     header = f"{'n':>4}  {'mode':<26} {'wall s':>7} {'utt/s':>7} {'x loop':>7} {'x floor':>8} " \
              f"{'overhead':>8} {'peak MB':>8} {'max |diff|':>10}"
     for n in sizes:
-        print(header)
-        base = _loop_subprocess(n)
+        modes = [("1", "local"), ("auto", "local")] if not args.quick else [("auto", "local")]
+        if have_ray:
+            modes.append(("auto", "ray"))
+        # Interleaved repeats, best of each kept: the machine's load changes between modes.
+        loops, runs = [], {m: [] for m in modes}
+        for repeat in range(args.repeats):
+            loops.append(_loop_subprocess(n))
+            for jobs, executor in modes:
+                runs[(jobs, executor)].append(run_cli(suite, tmp / f"{executor}-{jobs}-{n}-{repeat}", n, jobs, executor))
+        base = min(loops, key=lambda r: r["codec_seconds"] + r["metrics_seconds"])
+        base_metrics = min(r["metrics_seconds"] for r in loops)
         loop_total = base["codec_seconds"] + base["metrics_seconds"]
-        floor = base["metrics_seconds"] / cores
+        floor = base_metrics / cores
+        print(header)
 
         def row(mode, wall, overhead=None, peak=None, diff=None):
             print(f"{n:>4}  {mode:<26} {wall:>7.2f} {n / wall:>7.2f} {loop_total / wall:>7.2f} "
@@ -229,17 +245,13 @@ def main(argv=None) -> int:
                   f"{'' if peak is None else f'{peak / 2**20:.0f}':>8} "
                   f"{'' if diff is None else f'{diff:.1e}':>10}")
 
-        row("loop: metrics only", base["metrics_seconds"])
+        row("loop: metrics only", base_metrics)
         row("loop: codec + metrics", loop_total, peak=base["peak_rss"])
         row(f"floor/{cores}: metrics loop / cores", floor)
-        modes = [("1", "local"), ("auto", "local")] if not args.quick else [("auto", "local")]
-        if have_ray:
-            modes.append(("auto", "ray"))
         for jobs, executor in modes:
-            out = tmp / f"{executor}-{jobs}-{n}"
-            result = run_cli(suite, out, n, jobs, executor)
+            result = min(runs[(jobs, executor)], key=lambda r: r["wall"])
             row(f"run --executor {executor} --jobs {jobs}", result["wall"], result["overhead_share"],
-                result["peak_rss"], max_diff(base["values"], result["values"]))
+                result["peak_rss"], max(max_diff(base["values"], r["values"]) for r in runs[(jobs, executor)]))
             t = result["timing"]
             parts = ", ".join(f"{k} {v:.2f}" for k, v in t["harness_seconds"].items())
             print(f"{'':6}timing: system {t['system_wall_seconds']:.2f} + metrics {t['metrics_wall_seconds']:.2f} + "

@@ -144,6 +144,10 @@ def metric_entry(result) -> dict:
 
 
 # ------------------------------------------------------------------------------- one run
+FLUSH_RECORDS = 64    # finished records buffered at most before items.jsonl is appended (and fsynced)
+FLUSH_SECONDS = 1.0   # ... or this long since the last append
+
+
 def _chunk_timing() -> dict:
     """Seconds spent in one chunk of work, by where (summed into the run's timing block)."""
     return {"chunk": 0.0, "system": 0.0, "audio_in": 0.0, "audio_out": 0.0, "metrics": {}}
@@ -280,16 +284,32 @@ class _Run:
             bar = _progress(len(todo) + n_fill, f"{self.dataset_key}/{self.point.label}", self.progress)
             t_process = time.perf_counter()
             store_in_process = 0.0
-            for index, records, timing in executor.map(self, tasks):
-                _add_timing(chunks, timing)
+            pending, last_flush = [], time.perf_counter()
+
+            def flush():
+                nonlocal pending, last_flush
+                if pending:
+                    self.store.append(pending)
+                pending, last_flush = [], time.perf_counter()
+
+            try:
+                for index, records, timing in executor.map(self, tasks):
+                    _add_timing(chunks, timing)
+                    t = time.perf_counter()
+                    if tasks[index][0] == "new":
+                        self._write_pending_audio(records)
+                        pending += records
+                        # finished chunks are saved within a second (one fsync per flush, not per chunk)
+                        if len(pending) >= FLUSH_RECORDS or t - last_flush >= FLUSH_SECONDS:
+                            flush()
+                    else:
+                        filled.update((record_key(r), r) for r in records)
+                    store_in_process += time.perf_counter() - t
+                    bar.update(len(records))
+            finally:  # an executor's failure still stores what finished
                 t = time.perf_counter()
-                if tasks[index][0] == "new":
-                    self._write_pending_audio(records)
-                    self.store.append(records)  # each chunk is saved as soon as it is done
-                else:
-                    filled.update((record_key(r), r) for r in records)
+                flush()
                 store_in_process += time.perf_counter() - t
-                bar.update(len(records))
             bar.close()
             process_wall = time.perf_counter() - t_process
             clock["store"] += store_in_process
