@@ -221,3 +221,42 @@ def test_a_dead_ray_worker_s_chunks_are_requeued(write_suite, tmp_path, ray_clus
     assert executor.requeued >= 1 and o.computed == 8
     assert len(_lines(o.folder)) == 8  # nothing lost, nothing duplicated
     assert _entries(o.folder, "si_sdr") == _entries(local.folder, "si_sdr")
+
+
+def test_a_failed_rewrite_leaves_items_jsonl_as_it_was(write_suite, tmp_path, monkeypatch):
+    """A full disk while an added metric's records are rewritten: the old file stays whole, no
+    temporary file is left, the error names the file, and the next run fills the metric in."""
+    import errno
+
+    from qtts_bench import store as store_module
+    from qtts_bench.errors import StoreError
+
+    [first] = _run(_write(write_suite, [SI_SDR]), tmp_path)
+    before = (first.folder / "items.jsonl").read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("items.jsonl.tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(store_module.os, "fsync", full_disk)
+    with pytest.raises(StoreError, match="items.jsonl"):
+        _run(_write(write_suite, [SI_SDR, PESQ]), tmp_path)
+    assert (first.folder / "items.jsonl").read_bytes() == before
+    assert not (first.folder / "items.jsonl.tmp").exists()
+    monkeypatch.setattr(store_module.os, "fsync", real_fsync)
+    [again] = _run(_write(write_suite, [SI_SDR, PESQ]), tmp_path)
+    assert again.filled == 4 and again.summary["metrics"]["pesq_wb"]["n_computed"] == 4
+
+
+def test_ray_executor_without_ray_is_a_clear_error(monkeypatch):
+    import sys
+
+    from qtts_bench.executors import make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'qtts-bench\[ray\]'"):
+        make_executor("ray", 2)
+    with pytest.raises(ConfigError, match="--address is for --executor ray"):
+        make_executor("local", 2, address="auto")
