@@ -1,8 +1,9 @@
 """Results store: one folder per run with run.json, items.jsonl and summary.json.
 
-Format: docs/results-format.md. items.jsonl is append-only; a kill can leave a truncated last
+Format: docs/results-format.md. items.jsonl is appended to; a kill can leave a truncated last
 line, which is dropped (and cut from the file) before the next append, so resume never loses a
-complete record and never writes after a partial one. Records are read deduplicated by
+complete record and never writes after a partial one. Filling in a metric added to the suite
+replaces the file atomically (:meth:`RunStore.rewrite`). Records are read deduplicated by
 :func:`record_key` (the first complete one wins). A run holds ``run.lock`` in its folder
 (:class:`RunLock`) so a second run into the same folder stops at once, naming the first.
 """
