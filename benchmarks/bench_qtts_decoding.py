@@ -11,6 +11,9 @@ on the weights) with the codebook count set to 4 / 8 / 16, the real shipped QDAC
 * ``RTF stream`` and ``TTFT``: streamed synthesis (QDAC decodes chunks of ``--chunk-frames``
   frames while generating; first chunk = chunk + the decoder's reach in frames), wall time to the
   first audio chunk;
+* the same three in process CPU seconds (CPU only): on a machine shared with other work, wall
+  times vary by tens of per cent from run to run while single-thread CPU time does not, so the
+  ratios are given on both;
 
 then the ratios multihead / hierarchical (RTF and TTFT) at every point, and how RTF grows with
 the codebook count (vs 4) and with the length (vs the shortest). Timings: one untimed warm-up
@@ -53,7 +56,12 @@ def build(decoder: str, n_codebooks: int, device: str, seed: int = 0):
 
 
 def time_once(synth, seconds: float, chunk: int, device: str) -> dict:
-    """One timed whole synthesis (split into LM and codec time) and one timed streamed synthesis."""
+    """One timed whole synthesis (split into LM and codec time) and one timed streamed synthesis.
+
+    Wall seconds (what the harness reports) and, on CPU, process CPU seconds (``time.process_time``:
+    with one thread it counts this run's work only, so it is stable when other processes compete
+    for the cores; on CUDA it is not a measure of the work and is left out).
+    """
     from qtts_bench.qtts.sampling import SamplingConfig
     from qtts_bench.timing import measure, stream_timing
 
@@ -61,22 +69,37 @@ def time_once(synth, seconds: float, chunk: int, device: str) -> dict:
     sampling = SamplingConfig(temperature=0.8, top_k=50, min_frames=frames)
     kwargs = dict(sampling=sampling, seed=0, max_frames=frames)
     info: dict = {}
+    c0 = time.process_time()
     _, lm_s, _ = measure(lambda: list(synth.frames(TEXT, info=info, **kwargs)), device)
+    c1 = time.process_time()
     assert info["codes"].shape[1] == frames, info["codes"].shape
     _, dec_s, _ = measure(lambda: synth.decode(info["codes"]), device)
-    (chunks, first, total), _, _ = measure(
-        lambda: stream_timing(lambda: synth.stream(TEXT, chunk_frames=chunk, **kwargs), device), device)
-    return {"lm": lm_s, "whole": lm_s + dec_s, "stream": total, "ttft": first, "frames": frames}
+    c2 = time.process_time()
+    first_cpu = []
+
+    def chunks():
+        for piece in synth.stream(TEXT, chunk_frames=chunk, **kwargs):
+            if not first_cpu and piece.size:
+                first_cpu.append(time.process_time())
+            yield piece
+
+    c3 = time.process_time()
+    (_, first, total), _, _ = measure(lambda: stream_timing(chunks, device), device)
+    c4 = time.process_time()
+    return {"lm": lm_s, "whole": lm_s + dec_s, "stream": total, "ttft": first, "frames": frames,
+            "lm_cpu": c1 - c0, "whole_cpu": c2 - c0, "stream_cpu": c4 - c3, "ttft_cpu": first_cpu[0] - c3}
 
 
 def summarise(runs: list[dict], seconds: float) -> dict:
     """Minimum over the repeats (the least disturbed by other processes) and the median."""
     out = {"seconds": seconds, "frames": runs[0]["frames"], "repeats": len(runs)}
-    for key in ("lm", "whole", "stream", "ttft"):
+    for key in ("lm", "whole", "stream", "ttft", "lm_cpu", "whole_cpu", "stream_cpu", "ttft_cpu"):
         values = [r[key] for r in runs]
         out[f"{key}_min"], out[f"{key}_median"] = min(values), statistics.median(values)
     out["lm_fps"] = out["frames"] / out["lm_min"]
     out["rtf"], out["rtf_stream"], out["ttft"] = out["whole_min"] / seconds, out["stream_min"] / seconds, out["ttft_min"]
+    out["rtf_cpu"], out["rtf_stream_cpu"] = out["whole_cpu_min"] / seconds, out["stream_cpu_min"] / seconds
+    out["ttft_cpu"] = out["ttft_cpu_min"]
     return out
 
 
@@ -133,35 +156,44 @@ def main(argv=None) -> int:
         row = {"decoder": decoder, "codebooks": k, "parameters": params, "reach_frames": synth.reach,
                **summarise(runs, seconds)}
         rows.append(row)
-        print(f"{decoder:>12} K={k:<2} {params / 1e6:5.2f} M  {seconds:4.1f} s  lm {row['lm_fps']:7.1f} frames/s  "
-              f"RTF {row['rtf']:.3f}  RTF stream {row['rtf_stream']:.3f}  TTFT {row['ttft'] * 1000:6.1f} ms  "
-              f"(median RTF {row['whole_median'] / seconds:.3f})", flush=True)
+        print(f"{decoder:>12} K={k:<2} {params / 1e6:5.2f} M  {seconds:4.1f} s  lm {row['lm_fps']:6.1f} frames/s  "
+              f"RTF {row['rtf']:.3f}  RTF stream {row['rtf_stream']:.3f}  TTFT {row['ttft'] * 1000:5.0f} ms  |  CPU: "
+              f"RTF {row['rtf_cpu']:.3f}  stream {row['rtf_stream_cpu']:.3f}  TTFT {row['ttft_cpu'] * 1000:5.0f} ms",
+              flush=True)
 
     def get(decoder, k, seconds):
         return next(r for r in rows if r["decoder"] == decoder and r["codebooks"] == k and r["seconds"] == seconds)
 
-    print("\n# multihead / hierarchical (below 1: multihead faster)")
-    print(f"{'K':>3} {'seconds':>7} {'RTF':>7} {'RTF stream':>10} {'TTFT':>7} {'lm fps (h/m)':>13}")
+    cpu = not args.device.startswith("cuda")
+    print("\n# multihead / hierarchical (below 1: multihead faster); wall, then CPU time (stable under load)")
+    print(f"{'K':>3} {'seconds':>7} {'RTF':>7} {'stream':>7} {'TTFT':>7}" + (f" | {'RTF':>7} {'stream':>7} {'TTFT':>7}"
+                                                                          if cpu else ""))
     for k in args.codebooks:
         for s in args.seconds:
             m, h = get("multihead", k, s), get("hierarchical", k, s)
-            print(f"{k:>3} {s:>7.1f} {m['rtf'] / h['rtf']:>7.3f} {m['rtf_stream'] / h['rtf_stream']:>10.3f} "
-                  f"{m['ttft'] / h['ttft']:>7.3f} {h['lm_fps'] / m['lm_fps']:>13.3f}")
+            line = (f"{k:>3} {s:>7.1f} {m['rtf'] / h['rtf']:>7.3f} {m['rtf_stream'] / h['rtf_stream']:>7.3f} "
+                    f"{m['ttft'] / h['ttft']:>7.3f}")
+            if cpu:
+                line += (f" | {m['rtf_cpu'] / h['rtf_cpu']:>7.3f} {m['rtf_stream_cpu'] / h['rtf_stream_cpu']:>7.3f} "
+                         f"{m['ttft_cpu'] / h['ttft_cpu']:>7.3f}")
+            print(line)
+    metric = "rtf_cpu" if cpu else "rtf"
     base_k = min(args.codebooks)
-    print(f"\n# growth of RTF with codebooks (vs K={base_k}) at each length")
+    print(f"\n# growth of {'CPU ' if cpu else ''}RTF with codebooks (vs K={base_k}) at each length")
     for decoder in ("hierarchical", "multihead"):
         for s in args.seconds:
-            parts = [f"K={k}: {get(decoder, k, s)['rtf'] / get(decoder, base_k, s)['rtf']:.2f}x" for k in args.codebooks]
+            parts = [f"K={k}: {get(decoder, k, s)[metric] / get(decoder, base_k, s)[metric]:.2f}x" for k in args.codebooks]
             print(f"{decoder:>12} {s:4.1f} s  " + "  ".join(parts))
     base_s = min(args.seconds)
     if len(args.seconds) > 1:
-        print(f"\n# growth of RTF with length (vs {base_s:g} s): per-frame cost growth from attention over the context")
+        print(f"\n# growth of {'CPU ' if cpu else ''}RTF with length (vs {base_s:g} s): per-frame cost growth from "
+              "attention over a longer context")
         for decoder, k in points:
-            parts = [f"{s:g} s: {get(decoder, k, s)['rtf'] / get(decoder, k, base_s)['rtf']:.2f}x" for s in args.seconds]
+            parts = [f"{s:g} s: {get(decoder, k, s)[metric] / get(decoder, k, base_s)[metric]:.2f}x" for s in args.seconds]
             print(f"{decoder:>12} K={k:<2} " + "  ".join(parts))
     single = [get("single", 1, s) for s in args.seconds]
-    print("\n# single codebook (K=1): " + "  ".join(f"{r['seconds']:g} s RTF {r['rtf']:.3f} TTFT {r['ttft'] * 1000:.0f} ms"
-                                               for r in single))
+    print("\n# single codebook (K=1): " + "  ".join(
+        f"{r['seconds']:g} s RTF {r['rtf']:.3f} (CPU {r['rtf_cpu']:.3f}) TTFT {r['ttft'] * 1000:.0f} ms" for r in single))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1) + "\n")
     return 0
