@@ -603,25 +603,6 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 # ------------------------------------------------------------------------------- suite
-def _gpu_driver_visible() -> bool:
-    """Whether a GPU driver is visible to this process (checked without importing torch)."""
-    import glob
-    import os
-
-    if not sys.platform.startswith("linux"):
-        return True  # cannot tell cheaply: let torch decide
-    return bool(os.path.exists("/proc/driver/nvidia") or glob.glob("/dev/nvidia[0-9]*")
-                or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg"))
-
-
-def _resolve_device(requested: str) -> str:
-    """``auto`` on a Linux machine with no GPU driver is ``cpu`` without importing torch (2 s of
-    start-up for suites that never use it); everything else is :func:`resolve_device`'s."""
-    if requested == "auto" and "torch" not in sys.modules and not _gpu_driver_visible():
-        return "cpu"
-    return resolve_device(requested)
-
-
 def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: str | None = None,
               out: str | Path | None = None, progress: bool = True,
               command: list[str] | None = None, jobs: int | str | None = None,
@@ -637,7 +618,7 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
     suite = validated.suite
     startup: dict = {}
     t = time.perf_counter()
-    device = _resolve_device(device or suite.device)
+    device = resolve_device(device or suite.device)
     startup["device_seconds"] = time.perf_counter() - t
     jobs_given = jobs is not None or "jobs" in suite.raw
     jobs_requested = jobs if jobs is not None else suite.jobs
