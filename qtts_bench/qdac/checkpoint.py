@@ -7,11 +7,12 @@ the config exactly and names the file and the parameters that disagree.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..hashing import sha256_file
+from ..weights import load_state_into
 from .config import QdacConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -43,14 +44,6 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
         if not (folder / name).is_file():
             raise ConfigError(f"QDAC checkpoint {folder}: missing {name}")
     return folder
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_config(folder: Path) -> tuple[QdacConfig, dict]:
@@ -88,34 +81,13 @@ def save_checkpoint(model, folder: str | Path, extra: dict | None = None) -> Pat
 
 def load_checkpoint(checkpoint: str | Path, device: str = "cpu"):
     """-> (Qdac model in eval mode on ``device``, info dict with path, sha256 and config.json)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from .model import Qdac
 
     folder = resolve_checkpoint(checkpoint)
     cfg, meta = read_config(folder)
     weights = folder / WEIGHTS
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ConfigError(f"{weights}: cannot read safetensors file ({exc})") from None
     model = Qdac(cfg)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
-              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensor(s) e.g. {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es) e.g. {shapes[:3]}")
-        raise ConfigError(f"QDAC checkpoint {folder}: {WEIGHTS} does not match {CONFIG}: " + "; ".join(parts))
-    model.load_state_dict(state)
+    load_state_into(model, weights, f"QDAC checkpoint {folder}", CONFIG)
     model.eval().to(device)
     info = {"path": str(folder), "weights_sha256": sha256_file(weights),
             "config_sha256": sha256_file(folder / CONFIG), "config": meta}

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..qdac.checkpoint import sha256_file
+from ..hashing import sha256_file
+from ..weights import load_state_into
 from .config import QttsConfig
 from .tokenizer import CharTokenizer
 
@@ -157,29 +158,13 @@ def save_checkpoint(model, folder: str | Path, *, tokenizer: CharTokenizer, code
 
 def load_checkpoint(checkpoint: str | Path, device: str = "cpu"):
     """-> (QttsModel in eval mode, CharTokenizer, info {path, weights_sha256, config_sha256, config})."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from .model import QttsModel
 
     folder = resolve_checkpoint(checkpoint)
     cfg, meta = read_config(folder)
     weights = folder / WEIGHTS
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ConfigError(f"{weights}: cannot read safetensors file ({exc})") from None
     model = QttsModel(cfg)
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
-              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
-    if missing or unexpected or shapes:
-        parts = [f"missing {len(missing)} tensor(s) e.g. {missing[:3]}"] if missing else []
-        parts += [f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}"] if unexpected else []
-        parts += [f"{len(shapes)} shape mismatch(es) e.g. {shapes[:3]}"] if shapes else []
-        raise ConfigError(f"QTTS checkpoint {folder}: {WEIGHTS} does not match {CONFIG}: " + "; ".join(parts))
-    model.load_state_dict(state)
+    load_state_into(model, weights, f"QTTS checkpoint {folder}", CONFIG)
     model.eval().to(device)
     info = {"path": str(folder), "weights_sha256": sha256_file(weights), "config_sha256": sha256_file(folder / CONFIG),
             "config": meta}

@@ -90,7 +90,7 @@ class _HfCodec(TokenCodec):
         self._device = self.device = device
         weights = sorted(Path(self.path).glob("*.safetensors")) or sorted(Path(self.path).glob("*.bin"))
         if weights:
-            from ..qdac.checkpoint import sha256_file
+            from ..hashing import sha256_file
 
             self._weights_sha256 = {w.name: sha256_file(w) for w in weights}
 
