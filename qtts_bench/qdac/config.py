@@ -6,9 +6,10 @@ Pure Python (no torch), so the registry, ``validate`` and config checks stay lig
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from ..errors import ConfigError, did_you_mean
+from ..config_keys import dataclass_fields_of, no_unknown_keys
+from ..errors import ConfigError
 
 SAMPLE_RATE = 16000
 FRAME_RATES = {50: 320, 25: 640}  # frame rate (Hz) -> hop in samples at 16 kHz
@@ -103,7 +104,7 @@ class QdacConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "QdacConfig":
-        return cls(**_checked(cls, data, source))
+        return cls(**dataclass_fields_of(cls, data, source))
 
     def replace(self, **changes) -> "QdacConfig":
         return dataclasses.replace(self, **changes)
@@ -165,7 +166,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "train") -> "TrainConfig":
-        return cls(**_checked(cls, data, source))
+        return cls(**dataclass_fields_of(cls, data, source))
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def run_config_from_dict(raw: dict, source: str) -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     allowed = ("name", "model", "train", "data", "exclude")
-    _no_unknown(raw, allowed, source)
+    no_unknown_keys(raw, allowed, source)
     data = raw.get("data") or []
     exclude = raw.get("exclude") or []
     for key, specs in (("data", data), ("exclude", exclude)):
@@ -213,7 +214,7 @@ def run_config_from_dict(raw: dict, source: str) -> RunConfig:
             where = f"{source}: {key}[{i}]"
             if not isinstance(spec, dict) or "dataset" not in spec:
                 raise ConfigError(f"{where}: expected {{dataset: NAME, params: {{...}}}}")
-            _no_unknown(spec, ("dataset", "params"), where)
+            no_unknown_keys(spec, ("dataset", "params"), where)
     return RunConfig(
         model=QdacConfig.from_dict(raw.get("model") or {}, f"{source}: model"),
         train=TrainConfig.from_dict(raw.get("train") or {}, f"{source}: train"),
@@ -226,20 +227,6 @@ def _prod(values) -> int:
     for v in values:
         out *= int(v)
     return out
-
-
-def _no_unknown(data: dict, allowed, where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}")
-
-
-def _checked(cls, data: dict, source: str) -> dict:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping")
-    names = [f.name for f in fields(cls)]
-    _no_unknown(data, names, source)
-    return dict(data)
 
 
 # A few-thousand-parameter model for tests and smoke runs (seconds on a CPU).

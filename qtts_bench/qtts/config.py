@@ -12,10 +12,10 @@ codebooks 2..N.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from ..errors import ConfigError
+from ..config_keys import dataclass_fields_of, no_unknown_keys
+from ..errors import ConfigError, did_you_mean
 from .tokenizer import DEFAULT_VOCAB_SIZE
 
 DECODERS = ("hierarchical", "multihead", "single")
@@ -68,8 +68,7 @@ class QttsConfig:
     def __post_init__(self):
         problems = []
         if self.decoder not in DECODERS:
-            close = difflib.get_close_matches(str(self.decoder), DECODERS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint = did_you_mean(self.decoder, DECODERS)
             problems.append(f"decoder must be one of {', '.join(DECODERS)} (got {self.decoder!r}{hint})")
         if self.decoder == "single" and self.n_codebooks != 1:
             problems.append(f"decoder 'single' models codebook 1 only: n_codebooks must be 1 (got {self.n_codebooks})")
@@ -98,7 +97,7 @@ class QttsConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "QttsConfig":
-        return cls(**_checked(cls, data, source))
+        return cls(**dataclass_fields_of(cls, data, source))
 
     def replace(self, **changes) -> "QttsConfig":
         return dataclasses.replace(self, **changes)
@@ -170,7 +169,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "train") -> "TrainConfig":
-        return cls(**_checked(cls, data, source))
+        return cls(**dataclass_fields_of(cls, data, source))
 
 
 @dataclass(frozen=True)
@@ -237,7 +236,7 @@ def run_config_from_dict(raw: dict, source: str) -> RunConfig:
     """Validate a training config. ``model.frame_rate`` / ``codebook_size`` default to the codec's."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    _no_unknown(raw, ("name", "model", "train", "codec", "data", "exclude", "card"), source)
+    no_unknown_keys(raw, ("name", "model", "train", "codec", "data", "exclude", "card"), source)
     data, exclude = raw.get("data") or [], raw.get("exclude") or []
     for key, specs in (("data", data), ("exclude", exclude)):
         if not isinstance(specs, list):
@@ -246,7 +245,7 @@ def run_config_from_dict(raw: dict, source: str) -> RunConfig:
             where = f"{source}: {key}[{i}]"
             if not isinstance(spec, dict) or "dataset" not in spec:
                 raise ConfigError(f"{where}: expected {{dataset: NAME, params: {{...}}}}")
-            _no_unknown(spec, ("dataset", "params"), where)
+            no_unknown_keys(spec, ("dataset", "params"), where)
     card = raw.get("card") or {}
     if not isinstance(card, dict):
         raise ConfigError(f"{source}: card: expected a mapping (description, synthetic, voice, licence, ...)")
@@ -254,28 +253,13 @@ def run_config_from_dict(raw: dict, source: str) -> RunConfig:
     if not isinstance(codec, str) or not codec:
         raise ConfigError(f"{source}: codec: expected a QDAC checkpoint name or folder")
     info = codec_info(codec, f"{source}: codec")
-    model_raw = dict(_checked(QttsConfig, raw.get("model") or {}, f"{source}: model"))
+    model_raw = dict(dataclass_fields_of(QttsConfig, raw.get("model") or {}, f"{source}: model"))
     model_raw.setdefault("frame_rate", info["frame_rate"])
     model_raw.setdefault("codebook_size", info["codebook_size"])
     model = QttsConfig.from_dict(model_raw, f"{source}: model")
     check_against_codec(model, info, f"{source}: model")
     return RunConfig(model=model, train=TrainConfig.from_dict(raw.get("train") or {}, f"{source}: train"),
                      codec=codec, data=data, exclude=exclude, card=card, name=str(raw.get("name") or "qtts"))
-
-
-def _no_unknown(data: dict, allowed, where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}")
-
-
-def _checked(cls, data: dict, source: str) -> dict:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping")
-    _no_unknown(data, [f.name for f in fields(cls)], source)
-    return dict(data)
 
 
 # A tiny model for tests and smoke runs (seconds on a CPU); pair it with a tiny QDAC (codebook_size 16).
