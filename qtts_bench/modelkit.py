@@ -1,13 +1,54 @@
-"""Loading safetensors weights into a model built from its config (QDAC and QTTS checkpoints)."""
+"""Plumbing shared by the model packages (qdac/, qtts/): checkpoint folders, weights, LR schedule.
+
+A checkpoint is a folder with ``model.safetensors`` and ``config.json``; shipped ones live in the
+package's ``checkpoints/`` and are named by their folder name.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .errors import ConfigError
 
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
 
-def load_state_into(model, weights: Path, what: str, config_name: str = "config.json") -> None:
+
+def shipped_names(shipped_dir: Path) -> list[str]:
+    """Names of the checkpoints shipped in ``shipped_dir``."""
+    if not shipped_dir.is_dir():
+        return []
+    return sorted(p.name for p in shipped_dir.iterdir() if (p / CONFIG).is_file())
+
+
+def resolve_folder(checkpoint: str | Path, shipped_dir: Path, what: str, none_shipped: str = "none") -> Path:
+    """A checkpoint folder path, or a shipped name -> the folder; ConfigError naming ``what``
+    ("QDAC checkpoint") when it is missing or lacks its weights or config."""
+    path = Path(str(checkpoint)).expanduser()
+    if path.is_dir():
+        folder = path
+    elif (shipped_dir / str(checkpoint)).is_dir():
+        folder = shipped_dir / str(checkpoint)
+    else:
+        names = ", ".join(shipped_names(shipped_dir)) or none_shipped
+        raise ConfigError(f"{what} '{checkpoint}' not found: not a folder and not a shipped checkpoint "
+                          f"(shipped: {names})")
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise ConfigError(f"{what} {folder}: missing {name}")
+    return folder
+
+
+def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
+    """Learning-rate multiplier: linear warm-up then cosine decay to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def load_state_into(model, weights: Path, what: str, config_name: str = CONFIG) -> None:
     """Load ``weights`` (safetensors) into ``model``; ConfigError naming ``what`` when the file
     is unreadable or its tensors do not match the model (missing, unexpected, wrong shapes)."""
     from safetensors import SafetensorError

@@ -12,38 +12,23 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..hashing import sha256_file
-from ..weights import load_state_into
+from .. import modelkit
+from ..modelkit import CONFIG, WEIGHTS, load_state_into
 from .config import QdacConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
 FORMAT = "qdac"
 FORMAT_VERSION = 1
 
 
 def shipped_names() -> list[str]:
     """Names of the checkpoints shipped in the package."""
-    if not SHIPPED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG).is_file())
+    return modelkit.shipped_names(SHIPPED_DIR)
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
     """A checkpoint folder path, or a shipped name -> the folder. Raises ConfigError when missing."""
-    path = Path(checkpoint).expanduser()
-    if path.is_dir():
-        folder = path
-    elif (SHIPPED_DIR / str(checkpoint)).is_dir():
-        folder = SHIPPED_DIR / str(checkpoint)
-    else:
-        names = ", ".join(shipped_names()) or "none"
-        raise ConfigError(f"QDAC checkpoint '{checkpoint}' not found: not a folder and not a shipped "
-                          f"checkpoint (shipped: {names})")
-    for name in (CONFIG, WEIGHTS):
-        if not (folder / name).is_file():
-            raise ConfigError(f"QDAC checkpoint {folder}: missing {name}")
-    return folder
+    return modelkit.resolve_folder(checkpoint, SHIPPED_DIR, "QDAC checkpoint", "none")
 
 
 def read_config(folder: Path) -> tuple[QdacConfig, dict]:

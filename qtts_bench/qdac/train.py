@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..modelkit import lr_factor
 from .asr_head import AsrHead, pad_tokens
 from .checkpoint import save_checkpoint
 from .config import RunConfig
@@ -36,14 +37,6 @@ from .model import Qdac
 STATE = "state.pt"
 LOG = "log.jsonl"
 EXPORT = "export"
-
-
-def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up then cosine decay to ``min_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class Trainer:

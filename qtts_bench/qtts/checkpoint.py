@@ -17,39 +17,26 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..hashing import sha256_file
-from ..weights import load_state_into
+from .. import modelkit
+from ..modelkit import CONFIG, WEIGHTS, load_state_into
 from .config import QttsConfig
 from .tokenizer import CharTokenizer
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
 CARD = "card.md"
 FORMAT = "qtts"
 FORMAT_VERSION = 1
 
 
 def shipped_names() -> list[str]:
-    if not SHIPPED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG).is_file())
+    """Names of the checkpoints shipped in the package."""
+    return modelkit.shipped_names(SHIPPED_DIR)
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
-    """A folder path or a shipped name -> the folder; ConfigError when missing or incomplete."""
-    path = Path(str(checkpoint)).expanduser()
-    if path.is_dir():
-        folder = path
-    elif (SHIPPED_DIR / str(checkpoint)).is_dir():
-        folder = SHIPPED_DIR / str(checkpoint)
-    else:
-        names = ", ".join(shipped_names()) or "none yet; train one with `qtts-bench train qtts CONFIG`"
-        raise ConfigError(f"QTTS checkpoint '{checkpoint}' not found: not a folder and not a shipped checkpoint "
-                          f"(shipped: {names})")
-    for name in (CONFIG, WEIGHTS):
-        if not (folder / name).is_file():
-            raise ConfigError(f"QTTS checkpoint {folder}: missing {name}")
-    return folder
+    """A checkpoint folder path, or a shipped name -> the folder. Raises ConfigError when missing."""
+    return modelkit.resolve_folder(checkpoint, SHIPPED_DIR, "QTTS checkpoint",
+                                   "none yet; train one with `qtts-bench train qtts CONFIG`")
 
 
 def read_config(folder: Path) -> tuple[QttsConfig, dict]:

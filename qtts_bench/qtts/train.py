@@ -21,7 +21,6 @@ run continues exactly where the saved state left off.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..modelkit import lr_factor
 from .checkpoint import codec_record, save_checkpoint
 from .config import RunConfig
 from .data import QttsData
@@ -41,14 +41,6 @@ STATE = "state.pt"
 LOG = "log.jsonl"
 EXPORT = "export"
 CODES = "codes"
-
-
-def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up then cosine decay to ``min_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
