@@ -236,7 +236,7 @@ class EntrySpec:
     key: str          # the suite's label for it
     name: str         # registry name
     params: dict      # for systems, values may be lists (grid axes)
-    optional: bool = False  # systems: skipped with a notice when their packages are not installed
+    optional: bool = False  # skipped with a notice when not installed here (systems) or not set up (metrics)
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,7 @@ def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
             body = {}
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: expected a mapping (e.g. {{{kind}: NAME, params: {{...}}}})")
-        allowed = [kind, "params"] + (["optional"] if section == "systems" else [])
+        allowed = [kind, "params"] + (["optional"] if section in ("systems", "metrics") else [])
         unknown = set(body) - set(allowed)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {allowed}")
@@ -383,7 +383,7 @@ def apply_overrides(data: dict, overrides, path: Path | str = "") -> dict:
                 have = ", ".join(map(str, entries)) or "none"
                 raise ConfigError(f"{where}: no {top[:-1]} '{label}' in this suite"
                                   f"{did_you_mean(label, entries)} (it has: {have})")
-            allowed = ["params", ENTRY_KEYS[top]] + (["optional"] if top == "systems" else [])
+            allowed = ["params", ENTRY_KEYS[top]] + (["optional"] if top in ("systems", "metrics") else [])
             if len(parts) >= 3 and parts[2] not in allowed:
                 raise ConfigError(f"{where}: {top}.{label}: unknown key '{parts[2]}'; "
                                   f"allowed: {', '.join(map(repr, allowed))}")
@@ -489,11 +489,15 @@ def check_params(target, params: dict, where: str) -> None:
             raise ConfigError(f"{where}.{key}: unknown parameter{hint} (accepted: {allowed})")
 
 
-def _build(registry: Registry, spec_name: str, params: dict, where: str):
+def _build_target(registry: Registry, spec_name: str, where: str):
     try:
-        target = registry.entry(spec_name).load()
+        return registry.entry(spec_name).load()
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _build(registry: Registry, spec_name: str, params: dict, where: str):
+    target = _build_target(registry, spec_name, where)
     check_params(target, params, f"{where}.params")
     try:
         return registry.create(spec_name, **params)
@@ -511,7 +515,7 @@ class ValidatedSuite:
     datasets: dict   # key -> Dataset
     points: list[SystemPoint]
     metrics: dict    # key -> Metric (constructed, not loaded)
-    skipped: dict = field(default_factory=dict)  # label -> why an optional system is not run
+    skipped: dict = field(default_factory=dict)  # label (or "metric KEY") -> why an optional entry is not run
     audio_files_checked: int = 0  # distinct audio files whose headers validation read
 
 
@@ -528,15 +532,26 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
             raise ConfigError(f"{where}: the dataset has no items")
         datasets[spec.key] = dataset
     metrics = {}
+    skipped = {}
     for spec in suite.metrics:
         where = f"{path}: metrics.{spec.key}"
-        metrics[spec.key] = metric = _build(METRICS, spec.name, spec.params, where)
-        unavailable = getattr(metric, "unavailable", None)
-        missing = unavailable() if callable(unavailable) else None
-        if missing:
-            raise ConfigError(f"{where}: {missing}")
+        if spec.optional:  # optional covers "not set up here", never a misspelt name or parameter
+            check_params(_build_target(METRICS, spec.name, where), spec.params, f"{where}.params")
+        try:
+            metric = _build(METRICS, spec.name, spec.params, where)
+            unavailable = getattr(metric, "unavailable", None)
+            missing = unavailable() if callable(unavailable) else None
+            if missing:
+                raise ConfigError(f"{where}: {missing}")
+        except ConfigError as exc:
+            if not spec.optional:
+                raise
+            skipped[f"metric {spec.key}"] = str(exc)
+            log.warning("skipped (optional, not available here): %s", exc)
+            continue
+        metrics[spec.key] = metric
     points = suite.system_points()
-    code_emitters, kept, skipped = 0, [], {}
+    code_emitters, kept = 0, []
     for point in points:
         where = f"{path}: systems.{point.key}"
         system = _build(SYSTEMS, point.name, point.params, where)

@@ -233,17 +233,27 @@ def test_metric_unavailable_is_checked_by_validate(write_suite, tmp_path, monkey
     ("plcmos", {}, "onnxruntime", "mos"),
     ("utmos", {}, "torch", "torch"),
 ])
-def test_metric_unavailable_names_the_extra(monkeypatch, name, params, module, extra):
+def test_metric_unavailable_names_the_extra(monkeypatch, tmp_path, name, params, module, extra):
     import importlib.util
 
     from qtts_bench.registry import METRICS
 
+    if name == "utmos":  # its local files must exist too (they are never downloaded)
+        (tmp_path / "hubconf.py").write_text("")
+        (tmp_path / "ckpt.pt").write_bytes(b"x")
+        params = {"repo": str(tmp_path), "checkpoint": str(tmp_path / "ckpt.pt")}
     metric = METRICS.create(name, **params)
     assert metric.unavailable() is None  # everything is installed here
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == module else real(n, *a))
     why = metric.unavailable()
     assert why and f"pip install 'qtts-bench[{extra}]'" in why
+
+
+def test_utmos_without_its_local_files_is_unavailable_with_the_reason():
+    from qtts_bench.registry import METRICS
+
+    assert "utmos needs 'repo'" in METRICS.create("utmos").unavailable()
 
 
 def test_metrics_without_extras_are_always_available():

@@ -210,3 +210,21 @@ metrics:
     validated = validate_suite(load_suite(write_suite(text.format(optional="true"))))
     assert [p.label for p in validated.points] == ["t"]
     assert "apt-get install flite" in validated.skipped["flite"]
+
+
+def test_an_optional_metric_that_is_not_set_up_is_skipped_but_a_typo_still_fails(write_suite):
+    text = """
+datasets:
+  syn: {{dataset: synthetic, params: {{n: 1}}}}
+systems:
+  t: {{system: dummy_tts}}
+metrics:
+  rtf: {{}}
+  utmos: {{optional: {optional}{params}}}
+"""
+    with pytest.raises(ConfigError, match="metrics.utmos"):  # not set up, not optional
+        validate_suite(load_suite(write_suite(text.format(optional="false", params=""))))
+    validated = validate_suite(load_suite(write_suite(text.format(optional="true", params=""))))
+    assert list(validated.metrics) == ["rtf"] and "metric utmos" in validated.skipped
+    with pytest.raises(ConfigError, match="unknown parameter"):  # optional never hides a misspelt parameter
+        validate_suite(load_suite(write_suite(text.format(optional="true", params=", params: {repoo: x}"))))

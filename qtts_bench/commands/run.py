@@ -50,7 +50,7 @@ def main(args) -> int:
     print_summaries(outcomes)
     print_timing(outcomes)
     for label, why in validated.skipped.items():
-        print(f"not run (optional, not installed): {label}: {why}")
+        print(f"not run (optional, not available here): {label}: {why}")
     return 0
 
 

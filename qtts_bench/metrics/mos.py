@@ -393,6 +393,17 @@ class Utmos(_MosMetric):
         super().__init__(min_seconds=min_seconds, cache=cache, repo=repo, checkpoint=checkpoint)
         self._model = None
 
+    def unavailable(self) -> str | None:
+        """Also: the local SpeechMOS checkout and checkpoint must exist (they are never downloaded)."""
+        missing = super().unavailable()
+        if missing:
+            return missing
+        try:
+            self._paths()
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
     def _paths(self) -> tuple[Path, Path]:
         repo, ckpt = self.params["repo"], self.params["checkpoint"]
         if not repo or not ckpt:
