@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-READY, MISSING, PARAMETERS = "ready", "not installed", "needs parameters"
+READY, MISSING, PARAMETERS, SETUP = "ready", "not installed", "needs parameters", "needs setup"
 
 
 def configure(parser) -> None:
@@ -54,8 +54,11 @@ def main(args) -> int:
         print("not installed here:")
         for hint, names in hints.items():
             print(f"  {hint}    ({', '.join(names)})")
+    for entry, _, status, detail in rows:
+        if status == SETUP:
+            print(f"needs setup: {entry.name}: {detail}")
     print("NEEDS: core = the base install; [x] = pip install 'qtts-bench[x]'; apt = Debian packages. "
-          "HERE: ready, not installed, or needs parameters (set them in the suite).")
+          "HERE: ready, not installed, needs parameters (set them in the suite) or needs setup (local files).")
     return 0
 
 
@@ -74,8 +77,8 @@ def availability(registry, entry) -> tuple[str, str, str]:
             missing = obj.unavailable()
         except Exception as exc:
             missing = f"cannot tell ({type(exc).__name__}: {exc})"
-        if missing:
-            return needs, MISSING, missing
+        if missing:  # a package or program to install, or local files to point at
+            return needs, (MISSING if "install" in missing.lower() else SETUP), missing
         if _says_itself(obj):
             return needs, READY, ""
     for extra in extras_of(needs):  # the class does not say: the extra's distributions
