@@ -48,6 +48,37 @@ def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def save_weights(model, folder: Path, fmt: str) -> int:
+    """Write ``model``'s state as ``folder/model.safetensors`` (atomically); returns the number of
+    parameters saved."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": fmt})
+    tmp.replace(folder / WEIGHTS)
+    return int(sum(v.numel() for v in tensors.values()))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_model(model, folder: Path, what: str, device: str, meta: dict) -> dict:
+    """Load ``folder``'s weights into ``model`` (built from its config), put it in eval mode on
+    ``device``; returns the provenance {path, weights_sha256, config_sha256, config}."""
+    from .hashing import sha256_file
+
+    weights = folder / WEIGHTS
+    load_state_into(model, weights, f"{what} {folder}")
+    model.eval().to(device)
+    return {"path": str(folder), "weights_sha256": sha256_file(weights),
+            "config_sha256": sha256_file(folder / CONFIG), "config": meta}
+
+
 def load_state_into(model, weights: Path, what: str, config_name: str = CONFIG) -> None:
     """Load ``weights`` (safetensors) into ``model``; ConfigError naming ``what`` when the file
     is unreadable or its tensors do not match the model (missing, unexpected, wrong shapes)."""

@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("name")
     parser.add_argument("--note", default="")
     args = parser.parse_args(argv)
-    from qtts_bench.qdac.checkpoint import SHIPPED_DIR, load_checkpoint, sha256_file
+    from qtts_bench.hashing import sha256_file
+    from qtts_bench.qdac.checkpoint import SHIPPED_DIR, load_checkpoint
 
     _, info = load_checkpoint(args.export)
     weights = args.export / "model.safetensors"

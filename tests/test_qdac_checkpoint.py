@@ -14,7 +14,8 @@ from qtts_bench.qdac.config import TINY_MODEL, QdacConfig
 torch = pytest.importorskip("torch", reason="QDAC needs the 'torch' extra")
 pytest.importorskip("safetensors", reason="QDAC checkpoints need the 'torch' extra")
 
-from qtts_bench.qdac.checkpoint import load_checkpoint, save_checkpoint, sha256_file  # noqa: E402
+from qtts_bench.qdac.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from qtts_bench.hashing import sha256_file  # noqa: E402
 from qtts_bench.qdac.model import Qdac  # noqa: E402
 from qtts_bench.systems.qdac import QdacCodec  # noqa: E402
 

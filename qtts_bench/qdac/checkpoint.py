@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..hashing import sha256_file
 from .. import modelkit
-from ..modelkit import CONFIG, WEIGHTS, load_state_into
+from ..modelkit import CONFIG
 from .config import QdacConfig
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -48,19 +47,11 @@ def read_config(folder: Path) -> tuple[QdacConfig, dict]:
 
 def save_checkpoint(model, folder: str | Path, extra: dict | None = None) -> Path:
     """Write the codec weights and config into ``folder`` (atomically per file). Returns the folder."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS)
+    n_parameters = modelkit.save_weights(model, folder, FORMAT)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
-            "n_parameters": int(sum(v.numel() for v in tensors.values())), **(extra or {})}
-    tmp = folder / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(folder / CONFIG)
+            "n_parameters": n_parameters, **(extra or {})}
+    modelkit.write_text_atomic(folder / CONFIG, json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
     return folder
 
 
@@ -70,10 +61,5 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu"):
 
     folder = resolve_checkpoint(checkpoint)
     cfg, meta = read_config(folder)
-    weights = folder / WEIGHTS
     model = Qdac(cfg)
-    load_state_into(model, weights, f"QDAC checkpoint {folder}", CONFIG)
-    model.eval().to(device)
-    info = {"path": str(folder), "weights_sha256": sha256_file(weights),
-            "config_sha256": sha256_file(folder / CONFIG), "config": meta}
-    return model, info
+    return model, modelkit.load_model(model, folder, "QDAC checkpoint", device, meta)

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..hashing import sha256_file
 from .. import modelkit
-from ..modelkit import CONFIG, WEIGHTS, load_state_into
+from ..modelkit import CONFIG
 from .config import QttsConfig
 from .tokenizer import CharTokenizer
 
@@ -86,7 +86,7 @@ def check_codec(meta: dict, codec_cfg, codec_sha: str, codec_folder, where: str)
 
 def codec_record(codec: str) -> dict:
     """What config.json records about the QDAC checkpoint (no torch)."""
-    from ..qdac.checkpoint import WEIGHTS as QDAC_WEIGHTS
+    from ..modelkit import WEIGHTS as QDAC_WEIGHTS
     from ..qdac.checkpoint import read_config as read_qdac
     from ..qdac.checkpoint import resolve_checkpoint as resolve_qdac
 
@@ -123,23 +123,15 @@ def card_markdown(meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_checkpoint(model, folder: str | Path, *, tokenizer: CharTokenizer, codec: dict, extra: dict | None = None) -> Path:
+def save_checkpoint(model, folder: str | Path, *, tokenizer: CharTokenizer, codec: dict,
+                    extra: dict | None = None) -> Path:
     """Write weights, config.json and card.md into ``folder`` (each atomically). Returns the folder."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS)
+    n_parameters = modelkit.save_weights(model, folder, FORMAT)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
-            "tokenizer": tokenizer.to_dict(), "codec": codec,
-            "n_parameters": int(sum(v.numel() for v in tensors.values())), **(extra or {})}
-    for name, text in ((CONFIG, json.dumps(meta, indent=1, ensure_ascii=False) + "\n"), (CARD, card_markdown(meta))):
-        tmp = folder / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(folder / name)
+            "tokenizer": tokenizer.to_dict(), "codec": codec, "n_parameters": n_parameters, **(extra or {})}
+    modelkit.write_text_atomic(folder / CONFIG, json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+    modelkit.write_text_atomic(folder / CARD, card_markdown(meta))
     return folder
 
 
@@ -149,10 +141,6 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu"):
 
     folder = resolve_checkpoint(checkpoint)
     cfg, meta = read_config(folder)
-    weights = folder / WEIGHTS
     model = QttsModel(cfg)
-    load_state_into(model, weights, f"QTTS checkpoint {folder}", CONFIG)
-    model.eval().to(device)
-    info = {"path": str(folder), "weights_sha256": sha256_file(weights), "config_sha256": sha256_file(folder / CONFIG),
-            "config": meta}
+    info = modelkit.load_model(model, folder, "QTTS checkpoint", device, meta)
     return model, CharTokenizer.from_dict(meta["tokenizer"]), info
