@@ -99,9 +99,6 @@ class RunStore:
                 raise unwritable(self.items_path, exc) from exc
         return records
 
-    def completed_ids(self) -> set[str]:
-        return {r["id"] for r in self.read_records(repair=True)}
-
     def completed_keys(self) -> set[tuple[str, int]]:
         """(id, draw) of every complete record (draw 0 when a run makes one draw per item)."""
         return {record_key(r) for r in self.read_records(repair=True)}

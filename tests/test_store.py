@@ -14,7 +14,7 @@ def test_truncated_last_line_is_dropped_and_cut(tmp_path):
     store.append([{"id": "a", "metrics": {}}, {"id": "b", "metrics": {}}])
     with open(store.items_path, "a") as fh:
         fh.write('{"id": "c", "metr')  # killed mid-write
-    assert store.completed_ids() == {"a", "b"}
+    assert store.completed_keys() == {("a", 0), ("b", 0)}
     assert store.items_path.read_text().endswith("}\n")  # repaired: next append starts clean
     store.append([{"id": "c", "metrics": {}}])
     assert [r["id"] for r in store.read_records()] == ["a", "b", "c"]
