@@ -7,9 +7,11 @@ Location: ``$QTTS_BENCH_CACHE`` or ``~/.cache/qtts-bench`` (never inside the pac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,10 @@ class ResultCache:
 
     def _path(self, key: str, suffix: str) -> Path:
         return self.dir / key[:2] / f"{key}{suffix}"
+
+    def json_path(self, key: str) -> Path:
+        """Where :meth:`put_json` writes ``key`` (for provenance and messages)."""
+        return self._path(key, ".json")
 
     def get_json(self, key: str):
         if not self.enabled:
@@ -73,6 +79,11 @@ class ResultCache:
     @staticmethod
     def _atomic_write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)  # atomic: a reader sees the old file or the new one, never a part
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -401,3 +402,85 @@ def test_delay_cache_is_shared_between_equal_configurations():
     b.load()
     assert b.delay_samples == a.delay_samples and b.provenance()["delay"] == a.provenance()["delay"]
     assert ("AmrNbCodec", a._config_key()) in classical._DELAY_CACHE
+
+
+# --- delay cache on disk (QTTS_BENCH_CACHE is a fresh folder per test: conftest) -----------------
+
+def _load_fresh(monkeypatch, cls=AmrNbCodec, **kwargs):
+    """A new instance loaded as in a new process: the in-process delay cache emptied first."""
+    monkeypatch.setattr(classical, "_DELAY_CACHE", {})
+    c = cls(**kwargs)
+    c.load()
+    return c
+
+
+def _count_measurements(monkeypatch) -> list:
+    calls, measure = [], classical._MeasuredDelayCodec._measure_delay
+
+    def counted(self):
+        calls.append(type(self).__name__)
+        return measure(self)
+
+    monkeypatch.setattr(classical._MeasuredDelayCodec, "_measure_delay", counted)
+    return calls
+
+
+def _without_cache_fields(delay: dict) -> dict:
+    return {k: v for k, v in delay.items() if k not in ("from_cache", "cache_file")}
+
+
+def test_a_later_load_reads_the_delay_from_the_disk_cache(monkeypatch, tmp_path):
+    first = _load_fresh(monkeypatch)
+    measured = first.provenance()["delay"]
+    assert measured["from_cache"] is False and measured["cache_file"].startswith(str(tmp_path / "cache"))
+
+    def no_calibration(self):
+        raise AssertionError("calibrated although the disk cache holds the delay")
+
+    monkeypatch.setattr(classical._MeasuredDelayCodec, "_measure_delay", no_calibration)
+    second = _load_fresh(monkeypatch)
+    cached = second.provenance()["delay"]
+    assert second.delay_samples == first.delay_samples
+    assert cached["from_cache"] is True and cached["cache_file"] == measured["cache_file"]
+    assert _without_cache_fields(cached) == _without_cache_fields(measured)  # the same fields and values
+    assert sorted(_without_cache_fields(cached)) == sorted(classical.DELAY_FIELDS)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"", b"\xff\xfe", b'{"identity": {}, "delay": {"samples": 3}}',
+                                     b"[1, 2]"], ids=["truncated", "empty", "binary", "foreign", "list"])
+def test_a_corrupt_delay_cache_file_is_measured_again_and_rewritten(monkeypatch, content):
+    first = _load_fresh(monkeypatch)
+    path = Path(first.provenance()["delay"]["cache_file"])
+    path.write_bytes(content)
+    calls = _count_measurements(monkeypatch)
+    again = _load_fresh(monkeypatch)
+    assert calls == ["AmrNbCodec"] and again.delay_samples == first.delay_samples
+    assert again.provenance()["delay"]["from_cache"] is False
+    assert _load_fresh(monkeypatch).provenance()["delay"]["from_cache"] is True  # rewritten whole
+    assert calls == ["AmrNbCodec"] and not list(path.parent.glob("*.tmp"))
+
+
+def test_another_library_version_or_configuration_misses_the_delay_cache(monkeypatch):
+    first = _load_fresh(monkeypatch)
+    calls = _count_measurements(monkeypatch)
+    other_bitrate = _load_fresh(monkeypatch, bitrate=4750)
+    assert calls == ["AmrNbCodec"] and other_bitrate.provenance()["delay"]["from_cache"] is False
+    versions = AmrNbCodec._library_versions
+    monkeypatch.setattr(AmrNbCodec, "_library_versions",
+                        lambda self: {**versions(self), "pyav_version": "0.0-other"})
+    other_library = _load_fresh(monkeypatch)
+    assert calls == ["AmrNbCodec"] * 2
+    delay = other_library.provenance()["delay"]
+    assert delay["from_cache"] is False and delay["cache_file"] != first.provenance()["delay"]["cache_file"]
+    monkeypatch.setattr(classical, "CALIBRATION", {**classical.CALIBRATION, "seeds": (0, 1, 2)})
+    _load_fresh(monkeypatch)  # another calibration recipe
+    assert calls == ["AmrNbCodec"] * 3
+
+
+def test_an_unwritable_cache_folder_is_not_fatal(monkeypatch, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("QTTS_BENCH_CACHE", str(blocker))
+    c = _load_fresh(monkeypatch)
+    assert c.delay_samples == codec(AmrNbCodec, {}).delay_samples
+    assert c.provenance()["delay"]["from_cache"] is False and c.provenance()["delay"]["cache_file"] is None

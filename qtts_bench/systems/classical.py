@@ -6,7 +6,11 @@ packets kept in memory (:class:`EncodedStream`), mono float32 out, same length a
 Delay: every codec's algorithmic delay is measured at ``load()`` by encoding and decoding a
 deterministic speech-like calibration signal and cross-correlating output and input
 (:mod:`qtts_bench.systems.delay`); ``decode`` drops that many leading samples and cuts or pads
-to the input length. The measured delay and method are in ``provenance()``.
+to the input length. The measured delay and method are in ``provenance()``. Measurements are
+kept on disk (``<cache>/codec-delay-*/``, :func:`qtts_bench.cache.cache_root`), keyed by the
+class, its configuration, the codec library versions, the sample rate and the calibration
+recipe (including the code that measures), so a later load reads it instead of calibrating;
+provenance says which (``delay.from_cache``).
 
 Bits: ``encoded_bits`` counts the codec bitstream only, no container. What exactly is counted
 is stated per class (``bit_accounting`` in provenance).
@@ -18,13 +22,19 @@ in ``load()``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
-from ..audio import AudioError
+from ..audio import AudioError, provenance as audio_provenance
+from ..cache import ResultCache
 from ..errors import ConfigError, require
 from ..provenance import package_version
 from .base import Codec
@@ -33,6 +43,12 @@ from .delay import calibration_signal, estimate_delay, remove_delay
 # Delay calibration: five 2-s speech-like signals, correlations summed (see delay.estimate_delay).
 CALIBRATION = {"seconds": 2.0, "seeds": (0, 1, 2, 3, 4), "max_lag_s": 0.3}
 _DELAY_CACHE: dict[tuple, dict] = {}  # (class, configuration) -> delay info; calibration is deterministic
+# On-disk delay cache: bump DELAY_CACHE_FORMAT when what a cache file holds changes.
+DELAY_CACHE_FORMAT = 1
+DELAY_FIELDS = ("samples", "ms", "method", "per_signal_samples", "mean_peak_correlation", "calibration_signals",
+                "max_lag_s", "tail_padding")  # what _measure_delay returns; a cache file must hold exactly these
+
+log = logging.getLogger("qtts_bench")
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,21 @@ class EncodedStream:
     packets: tuple[bytes, ...]
     n_samples: int
     header: bytes = b""
+
+
+@lru_cache(maxsize=1)
+def _measuring_code_sha256() -> str:
+    """sha256 of the code that measures a delay (this module and delay.py): an edit re-measures."""
+    from . import delay
+
+    digest = hashlib.sha256()
+    for module_file in (__file__, delay.__file__):
+        digest.update(Path(module_file).read_bytes())
+    return digest.hexdigest()
+
+
+def _json_norm(obj):
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 @lru_cache(maxsize=8)
@@ -129,7 +160,8 @@ class _MeasuredDelayCodec(Codec):
     def load(self, device: str = "cpu") -> None:
         """Import the codec library and measure the delay (CPU only; ``device`` is ignored).
 
-        The measurement is cached per class and configuration for the life of the process.
+        The measurement is cached per class and configuration for the life of the process, and
+        on disk across processes (:meth:`_disk_cached_delay`).
         """
         if "_lib" not in self.__dict__:
             self._lib = self._load_libraries()
@@ -137,9 +169,51 @@ class _MeasuredDelayCodec(Codec):
             return
         key = (type(self).__name__, self._config_key())
         if key not in _DELAY_CACHE:
-            _DELAY_CACHE[key] = self._measure_delay()
+            _DELAY_CACHE[key] = self._disk_cached_delay()
         self._delay_info = dict(_DELAY_CACHE[key])
         self.delay_samples = int(self._delay_info["samples"])
+
+    def delay_identity(self) -> dict:
+        """Everything the measured delay depends on: the disk cache's key (JSON-able)."""
+        identity = {
+            "system": f"{type(self).__module__}.{type(self).__qualname__}",
+            "config": dict(self._config_key()),
+            "libraries": self._library_versions(),
+            "resampler": audio_provenance(),  # Opus decodes at 48 kHz and is resampled back
+            "sample_rate": self.sample_rate,
+            "calibration": {**CALIBRATION, "method": self.delay_method, "pads_tail": self.pads_tail,
+                            "code_sha256": _measuring_code_sha256()},
+        }
+        return _json_norm(identity)
+
+    def _disk_cached_delay(self) -> dict:
+        """The delay info from the disk cache, else measured and written there (atomically).
+
+        -> the fields of :meth:`_measure_delay` plus ``from_cache`` (bool) and ``cache_file`` (the
+        file read or written; None when it could not be written). An unreadable, corrupt or
+        foreign cache file is ignored (measured again and rewritten); an unwritable cache folder
+        only costs the next load a calibration.
+        """
+        identity = self.delay_identity()
+        cache = ResultCache("codec-delay", {"format": DELAY_CACHE_FORMAT})
+        name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        path = cache.json_path(name)
+        stored = cache.get_json(name)
+        if (isinstance(stored, dict) and stored.get("identity") == identity and isinstance(stored.get("delay"), dict)
+                and sorted(stored["delay"]) == sorted(DELAY_FIELDS)
+                and type(stored["delay"]["samples"]) is int):
+            return {**stored["delay"], "from_cache": True, "cache_file": str(path)}
+        if os.path.exists(path):  # (never raises)
+            log.warning("%s: ignoring the delay cache file %s (unreadable or not this codec's); measuring again",
+                        self.codec_label, path)
+        info = self._measure_delay()
+        try:
+            cache.put_json(name, {"identity": identity, "delay": info})
+        except OSError as exc:
+            log.warning("%s: cannot write the delay cache file %s (%s); the next load measures again",
+                        self.codec_label, path, exc.strerror or exc)
+            path = None
+        return {**info, "from_cache": False, "cache_file": str(path) if path else None}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -175,6 +249,10 @@ class _MeasuredDelayCodec(Codec):
 
     def _load_libraries(self):
         """Import and return the codec library module."""
+        raise NotImplementedError
+
+    def _library_versions(self) -> dict:
+        """Versions of the codec libraries doing the work (provenance; part of the delay cache key)."""
         raise NotImplementedError
 
     # --- codec interface -------------------------------------------------------------------
@@ -298,9 +376,14 @@ class _PyAvCodec(_MeasuredDelayCodec):
             out = resample(out, rate, self.sample_rate)
         return out.astype(np.float32, copy=False)
 
+    def _library_versions(self) -> dict:
+        av = self._lib
+        return {"pyav_version": av.__version__, "ffmpeg_version": getattr(av, "ffmpeg_version_info", None),
+                "ffmpeg_libraries": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
+                "bundled_libraries": _bundled_libraries("av", self.bundled_libraries)}
+
     def provenance(self) -> dict:
         info = self._base_provenance()
-        av = self._lib
         info.update({
             "encoder": self.encoder_name,
             "decoder": self.decoder_name,
@@ -308,10 +391,7 @@ class _PyAvCodec(_MeasuredDelayCodec):
             "encoder_bit_rate": self._bit_rate(),
             "encoder_options": self._encoder_options(),
             "decoder_output_rate": self.decoder_rate or self.sample_rate,
-            "pyav_version": av.__version__,
-            "ffmpeg_version": getattr(av, "ffmpeg_version_info", None),
-            "ffmpeg_libraries": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
-            "bundled_libraries": _bundled_libraries("av", self.bundled_libraries),
+            **self._library_versions(),
         })
         if self.decoder_rate and self.decoder_rate != self.sample_rate:
             from .. import audio
@@ -572,10 +652,13 @@ class Codec2Codec(_MeasuredDelayCodec):
             "decoder_randomness": self._random.describe(),
             "samples_per_frame": self._frame_samples,
             "bits_per_frame": self._frame_bits,
-            "pycodec2_version": package_version("pycodec2"),
-            "bundled_libraries": _bundled_libraries("pycodec2", ("libcodec2",)),
+            **self._library_versions(),
         })
         return info
+
+    def _library_versions(self) -> dict:
+        return {"pycodec2_version": package_version("pycodec2"),
+                "bundled_libraries": _bundled_libraries("pycodec2", ("libcodec2",))}
 
 
 class _Codec2RandomState:
