@@ -13,7 +13,7 @@
 #                                             25 Hz model follows it on the same core, then 4000
 #                                             more 25 Hz steps warm-started from it)
 # Each run: 1 thread, output in $QDAC_RUNS/<name>/ (state.pt, log.jsonl, export/), console log in
-# $QDAC_RUNS/<name>.log. Ship an export with: python scripts/qdac_ship.py $QDAC_RUNS/<name>/export NAME
+# $QDAC_RUNS/<name>.log. Ship an export with: python scripts/ship_checkpoint.py qdac $QDAC_RUNS/<name>/export NAME
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-/work/venv/bin/python}"

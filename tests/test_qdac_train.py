@@ -137,3 +137,43 @@ def test_loss_is_the_weighted_sum_and_si_sdr_starts_at_its_step(tmp_path):
         if row["step"] - 1 >= 2:
             expected -= 0.1 * row["si_sdr"]
         assert row["loss"] == pytest.approx(expected, rel=1e-5, abs=1e-5), row["step"]
+
+
+def test_init_from_a_checkpoint_folder_copies_the_codec_weights(tmp_path):
+    first = run_config_from_dict(tiny_run(tmp_path, steps=1), "test")
+    train(first, tmp_path / "first", progress=False)
+    warm = run_config_from_dict(tiny_run(tmp_path, steps=1, init_from=str(tmp_path / "first" / "export")), "test")
+    trainer_out = tmp_path / "warm"
+    train(warm, trainer_out, max_steps=0, progress=False)
+    before, after = params(tmp_path / "first"), params(trainer_out)
+    for key in before:  # zero steps taken: the warm start holds the exported weights exactly
+        assert torch.equal(before[key], after[key]), key
+    other = tiny_run(tmp_path, steps=1, init_from=str(tmp_path / "first" / "export"))
+    other["model"]["decoder_dim"] = 8
+    with pytest.raises(ConfigError, match="different model config"):
+        train(run_config_from_dict(other, "test"), tmp_path / "bad", progress=False)
+    missing = tiny_run(tmp_path, steps=1, init_from=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="neither a run folder with state.pt nor a checkpoint"):
+        train(run_config_from_dict(missing, "test"), tmp_path / "bad2", progress=False)
+
+
+def test_ship_checkpoint_float16_loads_back_within_half_precision(tmp_path):
+    run = run_config_from_dict(tiny_run(tmp_path, steps=1), "test")
+    export = train(run, tmp_path / "run", progress=False)
+    script = REPO / "scripts" / "ship_checkpoint.py"
+    done = subprocess.run([sys.executable, str(script), "qdac", str(export), "tiny16", "--float16",
+                           "--into", str(tmp_path / "shipped")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "shipped" / "tiny16"
+    meta = json.loads((shipped / "config.json").read_text())
+    assert meta["weights_dtype"] == "float16" and meta["shipped_as"] == "tiny16"
+    full, _ = load_checkpoint(export)
+    half, info = load_checkpoint(shipped)
+    assert info["weights_sha256"] == meta["weights_sha256"]
+    for (name, a), (_, b) in zip(full.state_dict().items(), half.state_dict().items()):
+        assert b.dtype == a.dtype  # loaded back into the float32 model
+        if a.is_floating_point():  # float16 keeps 11 significant bits: relative error <= 2**-11
+            assert torch.allclose(a, b, rtol=2**-11, atol=6e-8), name
+        else:
+            assert torch.equal(a, b), name
+    assert (shipped / "model.safetensors").stat().st_size < (export / "model.safetensors").stat().st_size * 0.6

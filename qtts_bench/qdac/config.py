@@ -149,7 +149,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: no held-out evaluation during training
     threads: int = 1
     seed: int = 0
-    init_from: str = ""  # a run folder (its state.pt): start a new run from its codec (+ ASR head) weights
+    init_from: str = ""  # a run folder (state.pt: codec + ASR head) or a checkpoint name/folder (codec only)
 
     def __post_init__(self):
         if isinstance(self.betas, list):

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from .. import modelkit
 from ..modelkit import lr_factor
 from .asr_head import AsrHead, pad_tokens
 from .checkpoint import save_checkpoint
@@ -92,17 +93,33 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
 
-    def init_weights(self, run_dir: Path) -> None:
-        """Copy codec (and ASR-head) weights from another run's state.pt; optimiser and step start fresh."""
+    def init_weights(self, source_ref: str) -> None:
+        """Copy codec weights from another run's state.pt (and its ASR head), or from a checkpoint
+        (a shipped name such as ``qdac16-50hz-asr`` or an export folder: codec only, the ASR head
+        starts fresh). Optimiser and step start fresh."""
+        run_dir = Path(source_ref)
         source = run_dir / STATE
         if not source.is_file():
-            raise ConfigError(f"train.init_from: {source} not found")
+            self._init_from_checkpoint(source_ref)
+            return
         state = torch.load(source, map_location=self.device, weights_only=False)
         if state["run"]["model"] != self.cfg.to_dict():
             raise ConfigError(f"train.init_from: {source} has a different model config")
         self.model.load_state_dict(state["model"])
         if self.asr is not None and state.get("asr") is not None:
             self.asr.load_state_dict(state["asr"])
+
+    def _init_from_checkpoint(self, ref: str) -> None:
+        from .checkpoint import read_config, resolve_checkpoint
+        try:
+            folder = resolve_checkpoint(ref)
+        except ConfigError as exc:
+            raise ConfigError(f"train.init_from: {ref} is neither a run folder with {STATE} nor a "
+                              f"checkpoint ({exc})") from None
+        cfg, _ = read_config(folder)
+        if cfg.to_dict() != self.cfg.to_dict():
+            raise ConfigError(f"train.init_from: {folder} has a different model config")
+        modelkit.load_state_into(self.model, folder / modelkit.WEIGHTS, "train.init_from")
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -211,7 +228,7 @@ def train(run: RunConfig, out: str | Path, *, resume: bool = False, max_steps: i
     if resume and state_file.exists():
         trainer.load_state_dict(torch.load(state_file, map_location=device, weights_only=False), str(state_file))
     elif run.train.init_from:
-        trainer.init_weights(Path(run.train.init_from))
+        trainer.init_weights(run.train.init_from)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_config.json").write_text(json.dumps(run.to_dict(), indent=1), encoding="utf-8")
     end = run.train.steps if max_steps is None else min(run.train.steps, trainer.step + max_steps)
