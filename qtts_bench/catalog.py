@@ -13,6 +13,8 @@ DATASETS.register("folder", "qtts_bench.data.manifest:load_folder",
                   "folder of audio files with same-name .txt transcripts")
 DATASETS.register("synthetic", "qtts_bench.testing:load_synthetic",
                   "deterministic synthetic speech-like signals (tests, smoke runs)", testing=True)
+DATASETS.register("flite_slt_heldout", "qtts_bench.data.manifest:load_flite_slt_heldout",
+                  "40 held-out sentences of QTTS's training voice (flite slt, synthetic, 16 kHz) for the decoding ablation")
 DATASETS.register("pgc_hard_standin", "qtts_bench.data.pgc_hard:load_pgc_hard_standin",
                   "English hard TTS cases in 8 categories (a stand-in for the paper's in-house PGC-hard), "
                   "prompts from bundled speakers")
@@ -93,6 +95,8 @@ METRICS.register("codebook_perplexity", "qtts_bench.metrics.codebook:CodebookPer
                  "dead-code fraction pooled in summary.json")
 METRICS.register("codebook_entropy", "qtts_bench.metrics.codebook:CodebookEntropy",
                  "token codecs: mean per-codebook entropy of an utterance's codes (bit/code)")
+METRICS.register("slow_metric", "qtts_bench.testing:SlowMetric",
+                 "test metric: output RMS, sleeping on chosen items (per-metric timeouts)", testing=True)
 METRICS.register("wer", "qtts_bench.metrics.asr.metric:Wer",
                  "corpus WER of the output (Σ errors / Σ ref words); Whisper base, whisper normaliser")
 METRICS.register("wer_min2", "qtts_bench.metrics.asr.metric:WerMin2",

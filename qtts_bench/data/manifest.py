@@ -201,3 +201,11 @@ def load_folder(path: str, language: str | None = None, name: str | None = None)
     if not items:
         raise ConfigError(f"dataset folder {root} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
     return Dataset(name or root.name, items, str(root.resolve()), {"path": str(path), "language": language})
+
+
+FLITE_SLT_HELDOUT = Path(__file__).resolve().parent / "flite_slt_heldout" / "manifest.jsonl"
+
+
+def load_flite_slt_heldout() -> Dataset:
+    """The bundled held-out sentences of QTTS's training voice (flite slt, 16 kHz; README beside it)."""
+    return load_manifest(str(FLITE_SLT_HELDOUT), name="flite_slt_heldout")
