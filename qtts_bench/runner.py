@@ -89,16 +89,26 @@ def _system_info(generation: Generation, audio: np.ndarray, sample_rate: int, re
 
 
 # ------------------------------------------------------------------------------- scoring
-def _score_all(metrics: dict[str, Metric], inputs: list[Inputs], seconds: dict | None = None) -> list[dict]:
+def _score_all(metrics: dict[str, Metric], inputs: list[Inputs], seconds: dict | None = None,
+               timed: dict | None = None) -> list[dict]:
     """Score every metric on a chunk of utterances -> per-utterance {metric_key: entry}.
 
     ``seconds``: when given, each metric's wall time on the chunk is added to ``seconds[key]``.
+    ``timed``: metric key -> :class:`~qtts_bench.metrics.isolation.TimedMetric` for the metrics
+    with a ``timeout``; they score one utterance at a time in their own worker process.
     """
     entries = [{} for _ in inputs]
     for key, metric in metrics.items():
         started = time.perf_counter()
         if not inputs:
             results = []
+        elif timed and key in timed:
+            results = []
+            for inp in inputs:
+                try:
+                    results.append(timed[key].score(inp))
+                except Exception as exc:  # a timeout or crash is a MetricFailure with its reason
+                    results.append(exc)
         elif hasattr(metric, "score_batch"):
             try:
                 results = metric.score_batch(inputs)
@@ -148,6 +158,14 @@ FLUSH_RECORDS = 64    # finished records buffered at most before items.jsonl is 
 FLUSH_SECONDS = 1.0   # ... or this long since the last append
 
 
+def timed_metrics(validated: ValidatedSuite, metrics: dict[str, Metric], device: str) -> dict:
+    """The suite's metrics that have a ``timeout``: key -> TimedMetric (a worker started on first use)."""
+    from .metrics.isolation import TimedMetric
+
+    return {spec.key: TimedMetric(spec.name, spec.params, device, spec.timeout)
+            for spec in validated.suite.metrics if spec.timeout is not None and spec.key in metrics}
+
+
 def _chunk_timing() -> dict:
     """Seconds spent in one chunk of work, by where (summed into the run's timing block)."""
     return {"chunk": 0.0, "system": 0.0, "audio_in": 0.0, "audio_out": 0.0, "metrics": {}}
@@ -164,7 +182,8 @@ def _add_timing(total: dict, part: dict) -> None:
 class _Run:
     def __init__(self, validated: ValidatedSuite, dataset_key: str, dataset: Dataset, items: list[Item],
                  point: SystemPoint, metrics: dict[str, Metric], out_root: Path, device: str,
-                 progress: bool, command: list[str], env: dict, jobs: int = 1, executor=None):
+                 progress: bool, command: list[str], env: dict, jobs: int = 1, executor=None,
+                 timed: dict | None = None):
         self.v, self.dataset_key, self.dataset, self.items = validated, dataset_key, dataset, items
         self.jobs = jobs
         self.executor = executor
@@ -174,8 +193,13 @@ class _Run:
         self.store = RunStore(self.out_root / validated.suite.name / dataset_key / point.label)
         self.system = SYSTEMS.create(point.name, **point.params)
         self.system.device = device
-        # Declared metadata + settings of every metric, once per run (settings may hash models).
+        # Metrics with a suite `timeout` score in killable worker processes (metrics/isolation.py).
+        self.timed = timed if timed is not None else timed_metrics(validated, metrics, device)
+        # Declared metadata + settings of every metric, once per run (settings may hash models). A
+        # timeout is recorded beside the settings: it decides which values are missing, not any value.
         self.metrics_meta = {k: {**m.describe(), "settings": m.settings()} for k, m in self.metrics.items()}
+        for key, limited in self.timed.items():
+            self.metrics_meta[key]["timeout_seconds"] = limited.seconds
         self.kept_metrics: dict = {}   # metrics of earlier sessions no longer in the suite (kept, not summarised)
         self.return_audio = False      # Ray actors: hand saved outputs back to the driver instead of writing
 
@@ -504,7 +528,8 @@ class _Run:
                                  item.text, item.language, info, codes, item.spoken_text, item.category))
             scored.append(record)
             skipped.append(_unusable_entries(self.metrics, unusable))
-        for record, entries, missing in zip(scored, _score_all(self.metrics, inputs, timing["metrics"]), skipped):
+        for record, entries, missing in zip(scored, _score_all(self.metrics, inputs, timing["metrics"], self.timed),
+                                            skipped):
             record["metrics"] = {**entries, **missing}
         return records
 
@@ -552,7 +577,8 @@ class _Run:
                                  item.spoken_text, item.category))
             targets.append(record)
             skipped.append(_unusable_entries(metrics, unusable))
-        for record, entries, absent in zip(targets, _score_all(metrics, inputs, timing["metrics"]), skipped):
+        for record, entries, absent in zip(targets, _score_all(metrics, inputs, timing["metrics"], self.timed),
+                                           skipped):
             record["metrics"].update({**entries, **absent})
         return out
 
@@ -641,13 +667,14 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
         metric.load(device)
         startup["metric_load_seconds"][key] = time.perf_counter() - t
     startup["seconds"] = time.perf_counter() - started
+    timed = timed_metrics(validated, metrics, device)
     outcomes = []
     try:
         for dataset_key, dataset in validated.datasets.items():
             items = dataset.items[:limit] if limit else dataset.items
             for point in validated.points:
                 run = _Run(validated, dataset_key, dataset, items, point, metrics, out_root, device,
-                           progress, command or sys.argv, env, jobs, runner)
+                           progress, command or sys.argv, env, jobs, runner, timed)
                 run_started = time.perf_counter()
                 run.suite_startup_seconds = startup["seconds"]
                 outcome = run.execute()
@@ -655,6 +682,8 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
                 log.info("%s/%s done in %.1f s", dataset_key, point.label, time.perf_counter() - run_started)
     finally:
         runner.close()
+        for limited in timed.values():
+            limited.close()
     if outcomes:
         outcomes[0].startup = {**startup, "jobs_requested": jobs_requested, "jobs": jobs,
                                "executor": runner.name}

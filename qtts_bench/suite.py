@@ -237,6 +237,7 @@ class EntrySpec:
     name: str         # registry name
     params: dict      # for systems, values may be lists (grid axes)
     optional: bool = False  # skipped with a notice when not installed here (systems) or not set up (metrics)
+    timeout: float | None = None  # metrics: seconds per utterance, scored in a killable worker process
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
             body = {}
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: expected a mapping (e.g. {{{kind}: NAME, params: {{...}}}})")
-        allowed = [kind, "params"] + (["optional"] if section in ("systems", "metrics") else [])
+        allowed = entry_keys(section)
         unknown = set(body) - set(allowed)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {allowed}")
@@ -333,8 +334,23 @@ def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
             raise ConfigError(f"{where}.params: expected a mapping")
         if not isinstance(optional, bool):
             raise ConfigError(f"{where}.optional: expected true or false")
-        entries.append(EntrySpec(str(key), name, params, optional))
+        timeout = _check_timeout(body["timeout"], f"{where}.timeout") if "timeout" in body else None
+        entries.append(EntrySpec(str(key), name, params, optional, timeout))
     return entries
+
+
+def entry_keys(section: str) -> list[str]:
+    """The keys an entry of ``section`` (datasets / systems / metrics) may have."""
+    return (["params", ENTRY_KEYS[section]] + (["optional"] if section in ("systems", "metrics") else [])
+            + (["timeout"] if section == "metrics" else []))
+
+
+def _check_timeout(value, where: str) -> float:
+    """A metric's ``timeout``: seconds, a finite number > 0; else ConfigError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(f"{where}: expected a number of seconds > 0 (each utterance's score must finish "
+                          f"within it), got {value!r}")
+    return float(value)
 
 
 # ------------------------------------------------------------------------------- --set overrides
@@ -383,7 +399,7 @@ def apply_overrides(data: dict, overrides, path: Path | str = "") -> dict:
                 have = ", ".join(map(str, entries)) or "none"
                 raise ConfigError(f"{where}: no {top[:-1]} '{label}' in this suite"
                                   f"{did_you_mean(label, entries)} (it has: {have})")
-            allowed = ["params", ENTRY_KEYS[top]] + (["optional"] if top in ("systems", "metrics") else [])
+            allowed = entry_keys(top)
             if len(parts) >= 3 and parts[2] not in allowed:
                 raise ConfigError(f"{where}: {top}.{label}: unknown key '{parts[2]}'; "
                                   f"allowed: {', '.join(map(repr, allowed))}")

@@ -16,6 +16,7 @@ from .cache import cache_root
 from .data.manifest import Dataset, Item
 from .errors import ConfigError
 from .errors import SystemFailure
+from .metrics.base import Inputs, Metric, Score
 from .systems.base import TTS, Codec, Generation, Request, TokenCodec
 
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
@@ -196,3 +197,18 @@ class DummyCodecLmTTS(TTS):
         t = np.arange(frames * self.hop) / self.sample_rate
         audio, seconds, peak = measure(lambda: (0.1 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32))
         return Generation(audio, seconds=seconds, peak_memory=peak, codes=codes, code_info=self.code_info())
+
+
+class SlowMetric(Metric):
+    """Test metric: the output's RMS level, after sleeping ``sleep`` seconds on the items listed
+    in ``slow_items`` (ids); for per-metric timeouts. Not a quality measure."""
+
+    name = "slow_metric"
+    direction = "higher"
+    defaults = {"sleep": 0.0, "slow_items": []}
+
+    def score(self, inputs: Inputs) -> Score:
+        if inputs.item_id in self.params["slow_items"]:
+            time.sleep(float(self.params["sleep"]))
+        x = inputs.estimate.samples
+        return Score(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0)

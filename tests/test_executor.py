@@ -164,6 +164,28 @@ def test_an_added_system_is_the_only_one_computed(write_suite, tmp_path):
     assert (first.folder / "items.jsonl").read_bytes() == before
 
 
+# ------------------------------------------------------------------------------------- timeouts
+SLOW = "  slow: {metric: slow_metric, timeout: 0.5, params: {sleep: 60, slow_items: [syn001]}}"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_metric_over_its_timeout_is_missing_with_the_reason_and_the_run_goes_on(write_suite, tmp_path, jobs):
+    import time
+
+    started = time.perf_counter()
+    [outcome] = _run(_write(write_suite, [SI_SDR, SLOW], n=3, jobs=jobs), tmp_path)
+    assert time.perf_counter() - started < 45  # the 60-s sleep was killed, not waited for
+    records = {r["id"]: r for r in _lines(outcome.folder)}
+    assert records["syn001"]["metrics"]["slow"] == {"value": None, "reason": "timed out after 0.5 s"}
+    assert records["syn000"]["metrics"]["slow"]["value"] > 0 and records["syn002"]["metrics"]["slow"]["value"] > 0
+    assert all(r["metrics"]["si_sdr"]["value"] is not None for r in records.values())
+    block = json.loads((outcome.folder / "summary.json").read_text())["metrics"]["slow"]
+    assert (block["n_scored"], block["n_failed"], block["failure_reasons"]) == (2, 1, {"timed out after 0.5 s": 1})
+    metrics = json.loads((outcome.folder / "run.json").read_text())["metrics"]
+    assert metrics["slow"]["timeout_seconds"] == 0.5 and "timeout_seconds" not in metrics["si_sdr"]
+    assert "timeout_seconds" not in metrics["slow"]["settings"]  # a changed timeout still resumes
+
+
 # ------------------------------------------------------------------------------------- ray
 RAY_SYSTEMS = """  q: {system: dummy_codec, params: {bits: 6}}
   opus: {params: {bitrate: 6000}}"""

@@ -60,19 +60,18 @@ def test_entry_point_plugins_are_listed(monkeypatch):
 
 
 TEST_DOUBLES = {"systems": {"dummy_codec", "dummy_token_codec", "dummy_codec_lm_tts", "dummy_tts"},
-                "datasets": {"synthetic"}}
+                "datasets": {"synthetic"}, "metrics": {"slow_metric"}}
 
 
 def test_test_doubles_are_flagged_and_still_resolve():
     from qtts_bench.registry import DATASETS
 
-    for kind, registry in (("systems", SYSTEMS), ("datasets", DATASETS)):
+    for kind, registry in (("systems", SYSTEMS), ("datasets", DATASETS), ("metrics", METRICS)):
         flagged = {e.name for e in registry.entries() if e.testing}
         assert flagged == TEST_DOUBLES[kind]
         shown = {e.name for e in registry.entries(include_testing=False)}
         assert not shown & TEST_DOUBLES[kind] and shown
     assert SYSTEMS.create("dummy_codec", bits=4).bits == 4  # suites and tests still use them
-    assert not any(e.testing for e in METRICS.entries())
 
 
 def test_list_hides_test_doubles_unless_all():

@@ -251,3 +251,21 @@ def test_score_command_refuses_a_truncated_estimate_unless_told_how_to_align(tmp
     out = _cli(*args, "--align", "trim", "--metrics", "si_sdr,stoi")
     assert out.returncode == 0 and json.loads(out.stdout) == {"si_sdr": 100.0, "stoi": pytest.approx(1.0)}
     assert "--align trim" in out.stderr
+
+
+def test_a_call_over_its_timeout_kills_the_worker_and_the_next_call_gets_a_new_one():
+    import time
+
+    worker = _isolation().Worker()
+    try:
+        first = worker.call(os.getpid)
+        started = time.perf_counter()
+        with pytest.raises(MetricFailure, match=r"^timed out after 0\.3 s$"):
+            worker.call(time.sleep, (60,), timeout=0.3)
+        assert time.perf_counter() - started < 30  # killed, not waited for
+        assert _gone(first)
+        assert worker.call(sum, ([1, 2],), timeout=30) == 3 and worker.call(os.getpid) != first
+        assert worker.starts == 2
+    finally:
+        worker.close()
+

@@ -82,6 +82,23 @@ def test_errors_name_the_file_and_field(write_suite, patch, message):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "fast", "true", "null", ".inf", "[1]"])
+def test_a_bad_metric_timeout_fails_validation_naming_the_metric(write_suite, value):
+    path = write_suite(BASE.replace("si_sdr: {}", f"si_sdr: {{timeout: {value}}}"))
+    with pytest.raises(ConfigError) as err:
+        validate_suite(load_suite(path))
+    assert f"{path}: metrics.si_sdr.timeout: expected a number of seconds > 0" in str(err.value)
+
+
+def test_a_metric_timeout_is_read_and_only_metrics_have_one(write_suite):
+    suite = load_suite(write_suite(BASE.replace("si_sdr: {}", "si_sdr: {timeout: 2}")))
+    assert suite.metrics[0].timeout == 2.0
+    with pytest.raises(ConfigError, match=r"systems.dummy: unknown key\(s\) \['timeout'\]"):
+        load_suite(write_suite(BASE.replace("system: dummy_codec", "system: dummy_codec\n    timeout: 2")))
+    overridden = load_suite(write_suite(BASE), ["metrics.si_sdr.timeout=1.5"])
+    assert overridden.metrics[0].timeout == 1.5
+
+
 def test_missing_section(write_suite):
     path = write_suite("name: x\ndatasets: {syn: {dataset: synthetic}}\nsystems: {passthrough: {}}\n")
     with pytest.raises(ConfigError, match="missing required key 'metrics'"):

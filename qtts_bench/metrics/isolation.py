@@ -25,18 +25,27 @@ reused across calls (measured: ~0.4 ms per PESQ call for a 2.7 s utterance, agai
 PESQ itself; the start, once per process, ~0.2 s) and exits when its parent goes away (end of
 file on its stdin), so it never outlives a killed run. A process that forks (the runner's ``jobs`` workers) does not share
 its parent's worker: each process starts its own.
+
+Time limits: ``Worker.call(..., timeout=SECONDS)`` kills the child when no reply came within
+that time (:class:`~qtts_bench.errors.MetricFailure` "timed out after N s"); the next call
+starts a new one. :class:`TimedMetric` uses it for a suite's ``timeout:`` on a metric: the metric
+is built from its registry name and parameters and loaded in a worker of its own (loading is
+not timed), and each utterance's score must come back within the limit.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 from ..errors import MetricFailure
@@ -52,6 +61,11 @@ def call(func, /, *args, **kwargs):
             exit code); the worker is restarted on the next call.
     """
     return _worker().call(func, args, kwargs)
+
+
+def timeout_reason(seconds: float) -> str:
+    """The missing-value reason for a call that ran longer than ``seconds``."""
+    return f"timed out after {seconds:g} s"
 
 
 def crash_reason(returncode: int | None) -> str:
@@ -73,24 +87,33 @@ class Worker:
         self._owner = os.getpid()
         self._lock = threading.Lock()
         self.starts = 0  # how many children this worker has started (tests, diagnostics)
+        _ALL_WORKERS.add(self)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
-    def call(self, func, args: tuple = (), kwargs: dict | None = None):
+    def call(self, func, args: tuple = (), kwargs: dict | None = None, timeout: float | None = None):
+        """``func(*args, **kwargs)`` in the child. ``timeout`` (s): no reply by then kills the
+        child and raises MetricFailure ("timed out after N s")."""
         request = pickle.dumps((func, args, kwargs or {}), protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             proc = self._running()
             try:
                 _send(proc.stdin, request)
-                reply = _receive(proc.stdout)
+                # One request, one reply: nothing is buffered between calls, so the pipe itself shows
+                # whether the reply (or the end of a crashed child) has come.
+                answered = timeout is None or bool(select.select([proc.stdout], [], [], timeout)[0])
+                reply = _receive(proc.stdout) if answered else None
             except (EOFError, OSError):  # the child died: crashed in the call, or before it
                 reason = crash_reason(self._reap())
                 raise MetricFailure(reason) from None
             except BaseException:  # interrupted mid-call: the reply would desynchronise the pipe
                 self.close(kill=True)
                 raise
+            if reply is None:  # still busy after `timeout` s: stop it (threads cannot be killed; processes can)
+                self.close(kill=True)
+                raise MetricFailure(timeout_reason(timeout))
         status, value = pickle.loads(reply)
         if status == "ok":
             return value
@@ -152,7 +175,8 @@ class Worker:
             proc.returncode = 0  # not our child: keep Popen.__del__ from waiting on it
 
 
-_WORKER: Worker | None = None
+_WORKER: Worker | None = None  # the shared worker of call()
+_ALL_WORKERS: weakref.WeakSet = weakref.WeakSet()  # every Worker of this process (fork and exit handling)
 
 
 def _worker() -> Worker:
@@ -163,13 +187,65 @@ def _worker() -> Worker:
 
 
 def _after_fork_in_child() -> None:
-    if _WORKER is not None:
-        _WORKER._forget_after_fork()
+    for worker in list(_ALL_WORKERS):
+        worker._forget_after_fork()
 
 
 def _at_exit() -> None:
-    if _WORKER is not None and _WORKER._owner == os.getpid():
-        _WORKER.close()
+    for worker in list(_ALL_WORKERS):
+        if worker._owner == os.getpid():
+            worker.close()
+
+
+# ------------------------------------------------------------------------------ time limits
+class TimedMetric:
+    """One metric scored in a worker process of its own, each utterance within ``seconds``.
+
+    The worker builds the metric with ``METRICS.create(name, **params)`` (so it must be a
+    registered metric: built in or a plugin) and loads it on ``device`` when it starts, untimed.
+    :meth:`score` raises MetricFailure("timed out after N s") when a score takes longer; the
+    worker is killed, and the next call starts and loads a new one.
+    """
+
+    def __init__(self, name: str, params: dict, device: str, seconds: float):
+        self.spec = (name, dict(params), device)
+        self.seconds = float(seconds)
+        self.worker = Worker()
+        self._ready: int | None = None  # pid of the worker process holding the loaded metric
+
+    def score(self, inputs):
+        """-> the metric's Score for ``inputs`` (an Inputs), or its exception, raised here."""
+        if self._ready is None or self.worker.pid != self._ready:
+            self.worker.call(_load_metric, (self.spec,))
+            self._ready = self.worker.pid
+        return self.worker.call(_score_metric, (self.spec, inputs), timeout=self.seconds)
+
+    def close(self) -> None:
+        self.worker.close()
+        self._ready = None
+
+
+_LOADED_METRICS: dict[str, object] = {}  # in a worker: spec -> the loaded metric
+
+
+def _metric(spec: tuple):
+    key = json.dumps(spec, sort_keys=True, default=str)
+    if key not in _LOADED_METRICS:
+        from ..registry import METRICS
+
+        name, params, device = spec
+        metric = METRICS.create(name, **params)
+        metric.load(device)
+        _LOADED_METRICS[key] = metric
+    return _LOADED_METRICS[key]
+
+
+def _load_metric(spec: tuple) -> None:
+    _metric(spec)
+
+
+def _score_metric(spec: tuple, inputs):
+    return _metric(spec).score(inputs)
 
 
 if hasattr(os, "register_at_fork"):
