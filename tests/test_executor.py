@@ -88,6 +88,21 @@ def test_jobs_auto_uses_the_usable_cores(write_suite, tmp_path):
         load_suite(_write(write_suite, [SI_SDR], jobs="many", name="bad.yaml"))
 
 
+def test_whisper_metrics_run_in_forked_workers(write_suite, tmp_path, cli):
+    """CTranslate2 (faster-whisper) does not survive a fork (its threads and libgomp's pool are
+    gone, a call waited forever): each worker loads the model again, single-threaded. jobs 2 must
+    finish, in a subprocess with a time limit, and give jobs 1's transcripts."""
+    pytest.importorskip("faster_whisper", reason="faster-whisper not installed (pip install 'qtts-bench[asr]')")
+    entries = {}
+    for jobs in (1, 2):
+        path = _write(write_suite, ["  wer: {params: {batch_size: 1, cache: false}}"], systems="  t: {system: dummy_tts}",
+                      n=4, save=False, jobs=jobs, name=f"jobs{jobs}.yaml")
+        proc = cli("run", str(path), "--out", str(tmp_path / f"jobs{jobs}"), "--no-progress", timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        entries[jobs] = _entries(tmp_path / f"jobs{jobs}" / "inc" / "syn" / "t", "wer")
+    assert len(entries[1]) == 4 and entries[2] == entries[1]
+
+
 # ------------------------------------------------------------------------------------- incremental
 @pytest.mark.parametrize("save", [True, False], ids=["from-saved-outputs", "system-re-run"])
 def test_an_added_metric_is_the_only_one_computed(write_suite, tmp_path, save):

@@ -20,6 +20,7 @@ whisper-large-v3 as in seed-tts-eval).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -104,12 +105,23 @@ class Backend:
 
 
 # --------------------------------------------------------------------------- faster-whisper
+_FORKED_OFF: list = []  # CTranslate2 models inherited through fork: kept, never freed (see _here)
+
+
 class FasterWhisperBackend(Backend):
-    """CTranslate2 Whisper via faster-whisper; ``compute_type='auto'`` = int8 on CPU, float16 on CUDA."""
+    """CTranslate2 Whisper via faster-whisper; ``compute_type='auto'`` = int8 on CPU, float16 on CUDA.
+
+    A CTranslate2 model runs its work on threads it starts at load, and its OpenMP (libgomp) thread
+    pool does not survive a fork either: in a forked process (the runner's ``jobs`` workers fork
+    after the metrics loaded) the inherited model, or a new one with more than one thread, waits
+    forever. So a process that did not load the model loads it again on first use, with one thread
+    (the workers are the parallelism; the thread count does not change transcripts).
+    """
 
     name = "faster-whisper"
 
     def load(self) -> None:
+        self._pid = os.getpid()
         fw = import_or_extra("faster_whisper")
         compute = self.requested_compute_type
         if compute == "auto":
@@ -150,15 +162,25 @@ class FasterWhisperBackend(Backend):
         features = np.stack([pad_or_trim(extractor(seg)[..., :-1]) for seg in segments])
         return self._whisper.encode(features)
 
+    def _here(self) -> None:
+        """Load the model again in a forked process (see the class doc); the inherited one is kept
+        unfreed: its destructor would wait for the threads that did not survive the fork."""
+        if self._pid != os.getpid():
+            _FORKED_OFF.append(self._whisper)
+            self.cpu_threads = 1
+            self.load()
+
     def detect_language(self, segments: list[np.ndarray]) -> list[str]:
         if not self.multilingual:
             return ["en"] * len(segments)
+        self._here()
         ranked = self._whisper.model.detect_language(self._encode(segments))
         return [row[0][0][2:-2] for row in ranked]  # "<|en|>" -> "en"
 
     def decode(self, segments: list[np.ndarray], languages: list[str], options: DecodeOptions) -> list[str]:
         from faster_whisper.transcribe import get_suppressed_tokens
 
+        self._here()
         encoded = self._encode(segments)
         tokenizers = [self._tokenizer(lang) for lang in languages]
         prompts = [self._whisper.get_prompt(tok, [], without_timestamps=options.without_timestamps)
