@@ -194,7 +194,8 @@ class _Run:
         self.system = SYSTEMS.create(point.name, **point.params)
         self.system.device = device
         # Metrics with a suite `timeout` score in killable worker processes (metrics/isolation.py).
-        self.timed = timed if timed is not None else timed_metrics(validated, metrics, device)
+        timed = timed if timed is not None else timed_metrics(validated, metrics, device)
+        self.timed = {k: t for k, t in timed.items() if k in metrics}  # a dataset may restrict the metrics
         # Declared metadata + settings of every metric, once per run (settings may hash models). A
         # timeout is recorded beside the settings: it decides which values are missing, not any value.
         self.metrics_meta = {k: {**m.describe(), "settings": m.settings()} for k, m in self.metrics.items()}
@@ -672,9 +673,9 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
     try:
         for dataset_key, dataset in validated.datasets.items():
             items = dataset.items[:limit] if limit else dataset.items
-            for point in validated.points:
-                run = _Run(validated, dataset_key, dataset, items, point, metrics, out_root, device,
-                           progress, command or sys.argv, env, jobs, runner, timed)
+            for point in validated.points_for(dataset_key):
+                run = _Run(validated, dataset_key, dataset, items, point, validated.metrics_for(dataset_key),
+                           out_root, device, progress, command or sys.argv, env, jobs, runner, timed)
                 run_started = time.perf_counter()
                 run.suite_startup_seconds = startup["seconds"]
                 outcome = run.execute()

@@ -238,6 +238,7 @@ class EntrySpec:
     params: dict      # for systems, values may be lists (grid axes)
     optional: bool = False  # skipped with a notice when not installed here (systems) or not set up (metrics)
     timeout: float | None = None  # metrics: seconds per utterance, scored in a killable worker process
+    datasets: tuple | None = None  # systems, metrics: run only on these dataset keys (None: all)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ class SystemPoint:
     params: dict
     axes: dict        # the parameters that vary across this system's grid
     optional: bool = False
+    datasets: tuple | None = None  # run only on these dataset keys (None: all)
 
     @property
     def label(self) -> str:
@@ -296,7 +298,8 @@ class Suite:
             for combo in itertools.product(*grid.values()) if grid else [()]:
                 chosen = dict(zip(grid, combo))
                 axes = {k: v for k, v in chosen.items() if len(grid[k]) > 1}
-                points.append(SystemPoint(spec.key, spec.name, {**fixed, **chosen}, axes, spec.optional))
+                points.append(SystemPoint(spec.key, spec.name, {**fixed, **chosen}, axes, spec.optional,
+                                          spec.datasets))
         return points
 
     def select_systems(self, keys: list[str]) -> None:
@@ -335,13 +338,24 @@ def _parse_entries(path: Path, section: str, value) -> list[EntrySpec]:
         if not isinstance(optional, bool):
             raise ConfigError(f"{where}.optional: expected true or false")
         timeout = _check_timeout(body["timeout"], f"{where}.timeout") if "timeout" in body else None
-        entries.append(EntrySpec(str(key), name, params, optional, timeout))
+        only = _check_dataset_list(body["datasets"], f"{where}.datasets") if "datasets" in body else None
+        entries.append(EntrySpec(str(key), name, params, optional, timeout, only))
     return entries
+
+
+def _check_dataset_list(value, where: str) -> tuple:
+    """A system's or metric's ``datasets``: a non-empty list of dataset keys (checked against the
+    suite's datasets once all are parsed)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of dataset keys of this suite, e.g. [heldout], got {value!r}")
+    return tuple(value)
 
 
 def entry_keys(section: str) -> list[str]:
     """The keys an entry of ``section`` (datasets / systems / metrics) may have."""
-    return (["params", ENTRY_KEYS[section]] + (["optional"] if section in ("systems", "metrics") else [])
+    return (["params", ENTRY_KEYS[section]] + (["optional", "datasets"] if section in ("systems", "metrics") else [])
             + (["timeout"] if section == "metrics" else []))
 
 
@@ -467,7 +481,19 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         metrics=_parse_entries(path, "metrics", data["metrics"]),
     )
     _check_folder_names(suite)
+    _check_dataset_restrictions(suite)
     return suite
+
+
+def _check_dataset_restrictions(suite: Suite) -> None:
+    """Every ``datasets:`` restriction names datasets of the suite (with a did-you-mean)."""
+    known = [d.key for d in suite.datasets]
+    for section, specs in (("systems", suite.systems), ("metrics", suite.metrics)):
+        for spec in specs:
+            for key in spec.datasets or ():
+                if key not in known:
+                    raise ConfigError(f"{suite.path}: {section}.{spec.key}.datasets: no dataset '{key}' in this "
+                                      f"suite{did_you_mean(key, known)} (it has: {', '.join(known)})")
 
 
 def _check_folder_names(suite: Suite) -> None:
@@ -534,6 +560,14 @@ class ValidatedSuite:
     skipped: dict = field(default_factory=dict)  # label (or "metric KEY") -> why an optional entry is not run
     audio_files_checked: int = 0  # distinct audio files whose headers validation read
 
+    def points_for(self, dataset_key: str) -> list[SystemPoint]:
+        """The system points that run on ``dataset_key`` (a point's ``datasets:`` restricts it)."""
+        return [p for p in self.points if p.datasets is None or dataset_key in p.datasets]
+
+    def metrics_for(self, dataset_key: str) -> dict:
+        """The metrics scored on ``dataset_key`` (a metric's ``datasets:`` restricts it)."""
+        return _metrics_on(self.suite, self.metrics, dataset_key)
+
 
 def validate_suite(suite: Suite) -> ValidatedSuite:
     """Resolve names, build systems/metrics (light), load manifests, check requirements."""
@@ -582,7 +616,8 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
         kept.append(point)
         code_emitters += emits_codes(system)
         for dkey, dataset in datasets.items():
-            _check_requirements(path, point, system, dkey, dataset, metrics)
+            if point.datasets is None or dkey in point.datasets:
+                _check_requirements(path, point, system, dkey, dataset, _metrics_on(suite, metrics, dkey))
     for mkey, metric in metrics.items():
         # Not an error: other systems of a mixed suite (or a --systems selection) record the
         # metric as missing with the reason.
@@ -591,6 +626,12 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
                         "value will be missing", path, mkey)
     n_audio = sum(check_audio_headers(dataset, f"{path}: datasets.{dkey}") for dkey, dataset in datasets.items())
     return ValidatedSuite(suite, datasets, kept, metrics, skipped, n_audio)
+
+
+def _metrics_on(suite: Suite, metrics: dict, dataset_key: str) -> dict:
+    """The entries of ``metrics`` whose ``datasets:`` (if any) include ``dataset_key``."""
+    only = {spec.key: spec.datasets for spec in suite.metrics}
+    return {k: m for k, m in metrics.items() if only.get(k) is None or dataset_key in only[k]}
 
 
 AUDIO_FIELDS = ("audio", "prompt_audio")

@@ -226,3 +226,73 @@ metrics: {si_sdr: {}}
 def test_duplicate_keys_in_a_set_value(write_suite):
     with pytest.raises(ConfigError, match="duplicate key 'n'"):
         load_suite(write_suite(BASE), ["datasets.syn.params={n: 1, n: 2}"])
+
+
+# --- datasets: restrictions on systems and metrics ------------------------------------------------
+RESTRICTED = """
+name: restricted
+datasets:
+  a: {dataset: synthetic, params: {n: 2, seconds: 0.5}}
+  b: {dataset: synthetic, params: {n: 2, seconds: 0.5, seed: 1}}
+systems:
+  passthrough: {}
+  only_b: {system: dummy_codec, params: {bits: 8}, datasets: [b]}
+metrics:
+  si_sdr: {}
+  snr_a: {metric: si_sdr, datasets: [a]}
+"""
+
+
+def test_dataset_restrictions_choose_systems_and_metrics_per_dataset(write_suite):
+    validated = validate_suite(load_suite(write_suite(RESTRICTED)))
+    assert [p.label for p in validated.points_for("a")] == ["passthrough"]
+    assert [p.label for p in validated.points_for("b")] == ["passthrough", "only_b"]
+    assert list(validated.metrics_for("a")) == ["si_sdr", "snr_a"]
+    assert list(validated.metrics_for("b")) == ["si_sdr"]
+
+
+def test_a_restriction_lifts_requirements_on_other_datasets(write_suite, tmp_path):
+    from qtts_bench.audio import Audio, write_audio
+    from qtts_bench.testing import speech_like
+
+    write_audio(tmp_path / "a.wav", Audio(speech_like(0.5, 16000, seed=0), 16000))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"id": "u1", "audio": "a.wav"}\n')  # no text: a TTS cannot run on it
+    text = f"""
+datasets:
+  notext: {{dataset: manifest, params: {{path: {manifest}}}}}
+  syn: {{dataset: synthetic, params: {{n: 2, seconds: 0.5}}}}
+systems:
+  tts: {{system: dummy_tts, datasets: [syn]}}
+metrics:
+  si_sdr: {{}}
+"""
+    validated = validate_suite(load_suite(write_suite(text)))  # the TTS never meets the text-less dataset
+    assert validated.points_for("notext") == [] and [p.key for p in validated.points_for("syn")] == ["tts"]
+    with pytest.raises(ConfigError, match="'dummy_tts' needs 'text' on every item, but dataset 'notext' lacks it"):
+        validate_suite(load_suite(write_suite(text.replace(", datasets: [syn]", ""))))
+
+
+@pytest.mark.parametrize("patch, message", [
+    (("datasets: [b]", "datasets: [c]"), r"systems.only_b.datasets: no dataset 'c' in this suite"),
+    (("datasets: [a]}", "datasets: [bb]}"), r"metrics.snr_a.datasets: no dataset 'bb' in this suite; did you mean 'b'"),
+    (("datasets: [b]", "datasets: []"), r"systems.only_b.datasets: expected a list of dataset keys"),
+    (("datasets: [b]", "datasets: 3"), r"systems.only_b.datasets: expected a list of dataset keys"),
+])
+def test_bad_dataset_restrictions_name_the_entry(write_suite, patch, message):
+    with pytest.raises(ConfigError, match=message):
+        load_suite(write_suite(RESTRICTED.replace(*patch)))
+
+
+def test_restricted_run_writes_only_the_chosen_pairs(write_suite, tmp_path, cli):
+    import json
+
+    out = tmp_path / "out"
+    proc = cli("run", str(write_suite(RESTRICTED)), "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(str(p.relative_to(out / "restricted")) for p in (out / "restricted").glob("*/*") if p.is_dir())
+    assert runs == ["a/passthrough", "b/only_b", "b/passthrough"]
+    metrics_a = json.loads((out / "restricted" / "a" / "passthrough" / "summary.json").read_text())["metrics"]
+    metrics_b = json.loads((out / "restricted" / "b" / "only_b" / "summary.json").read_text())["metrics"]
+    assert set(metrics_a) == {"si_sdr", "snr_a"} and set(metrics_b) == {"si_sdr"}
+    assert metrics_a["snr_a"]["value"] == metrics_a["si_sdr"]["value"]

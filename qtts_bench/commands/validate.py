@@ -24,8 +24,11 @@ def main(args) -> int:
     print(f"{suite.path}: OK — suite '{suite.name}': {len(validated.datasets)} dataset(s), "
           f"{n_items} utterances, {len(validated.points)} system point(s), "
           f"{len(validated.metrics)} metric(s); headers of {validated.audio_files_checked} audio file(s) readable")
+    only = {spec.key: spec.datasets for spec in suite.metrics}
     for point in validated.points:
-        print(f"  system {point.label}: {point.name} {point.params}")
+        where = f" (datasets: {', '.join(point.datasets)})" if point.datasets else ""
+        print(f"  system {point.label}: {point.name} {point.params}{where}")
     for key, metric in validated.metrics.items():
-        print(f"  metric {key}: {type(metric).__name__} requires {list(metric.requires) or 'nothing'}")
+        where = f" (datasets: {', '.join(only[key])})" if only.get(key) else ""
+        print(f"  metric {key}: {type(metric).__name__} requires {list(metric.requires) or 'nothing'}{where}")
     return 0

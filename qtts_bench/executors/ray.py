@@ -54,7 +54,8 @@ class _Worker:
         dataset = validated.datasets[spec["dataset_key"]]
         items = dataset.items[:spec["n_items"]]
         point = next(p for p in validated.points if p.label == spec["label"])
-        self.run = _Run(validated, spec["dataset_key"], dataset, items, point, validated.metrics,
+        self.run = _Run(validated, spec["dataset_key"], dataset, items, point,
+                        validated.metrics_for(spec["dataset_key"]),
                         Path(spec["out_root"]), device, False, spec["command"], spec["env"], spec["jobs"])
         self.run.return_audio = True
         from . import blas_threads
