@@ -73,7 +73,10 @@ class DummyCodec(Codec):
 
     Failure injection for tests, keyed by the 0-based decode call index (the runner passes only
     audio): ``fail_calls`` raise, ``nan_calls`` return NaN, ``short_calls`` return half length.
+    Deterministic otherwise (an injected failure is never cached: it is not an output).
     """
+
+    deterministic = True
 
     def __init__(self, bits: int = 8, sample_rate: int = 16000, sleep: float = 0.0,
                  fail_calls: tuple = (), nan_calls: tuple = (), short_calls: tuple = ()):
@@ -121,6 +124,7 @@ class DummyTokenCodec(TokenCodec):
 
     frame_rate = 50.0
     hop = 320
+    deterministic = True
 
     def __init__(self, n_codebooks: int = 2, codebook_size: int = 16):
         if n_codebooks < 1 or codebook_size < 2:
@@ -142,16 +146,23 @@ class DummyTTS(TTS):
     """Speech-like signal seeded by the text; sleeps ``sleep`` seconds (for speed tests).
 
     With ``chunks`` > 1 it streams: the first chunk after ``first_chunk_delay`` seconds. With
-    ``require_prompt`` it needs a speaker prompt on every item and fails without one.
+    ``require_prompt`` it needs a speaker prompt on every item and fails without one. With
+    ``noise`` > 0 it adds unseeded white noise of that amplitude: not deterministic (the output
+    cache then leaves it alone).
     """
 
     def __init__(self, sleep: float = 0.0, seconds_per_word: float = 0.3, chunks: int = 1,
-                 first_chunk_delay: float = 0.0, sample_rate: int = 16000, require_prompt: bool = False):
+                 first_chunk_delay: float = 0.0, sample_rate: int = 16000, require_prompt: bool = False,
+                 noise: float = 0.0):
         self.sleep, self.seconds_per_word, self.sample_rate = sleep, seconds_per_word, sample_rate
         self.chunks, self.first_chunk_delay = chunks, first_chunk_delay
         self.streaming = chunks > 1
         if require_prompt:
             self.needs = ("text", "prompt")
+        if not 0.0 <= noise <= 1.0:
+            raise ConfigError(f"noise must be in [0, 1], got {noise}")
+        self.noise = float(noise)
+        self.deterministic = self.noise == 0.0
 
     def synthesize(self, text, *, prompt_audio=None, prompt_text=None, language=None, seed=None):
         if "prompt" in self.needs and (prompt_audio is None or not prompt_text):
@@ -160,7 +171,10 @@ class DummyTTS(TTS):
             time.sleep(self.sleep)
         seconds = max(1, len(text.split())) * self.seconds_per_word
         text_seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-        return speech_like(seconds, self.sample_rate, text_seed)
+        audio = speech_like(seconds, self.sample_rate, text_seed)
+        if self.noise:
+            audio = audio + self.noise * np.random.default_rng().standard_normal(len(audio)).astype(np.float32)
+        return audio
 
     def stream(self, text, **kwargs):
         audio = self.synthesize(text, **kwargs)
@@ -180,6 +194,7 @@ class DummyCodecLmTTS(TTS):
 
     frame_rate = 50.0
     hop = 320
+    deterministic = True
 
     def __init__(self, n_codebooks: int = 2, codebook_size: int = 16, frames_per_word: int = 4):
         if n_codebooks < 1 or codebook_size < 2 or frames_per_word < 1:

@@ -62,6 +62,10 @@ class System:
     needs: ClassVar[tuple[str, ...]] = ()  # subset of SYSTEM_NEEDS, checked against datasets
     sample_rate: int = 16000
     device: str = "cpu"  # set by load(); timing synchronises CUDA work only on CUDA
+    # True when one request (same inputs, same seed) always gives the same output on one device:
+    # only then may the output cache (qtts_bench/output_cache.py) reuse its outputs. Conservative
+    # default: a system has to say so.
+    deterministic: ClassVar[bool] = False
 
     def load(self, device: str = "cpu") -> None:
         """Load weights / libraries onto ``device`` ("cpu", "cuda", "cuda:1"). Idempotent."""
@@ -70,6 +74,17 @@ class System:
     def provenance(self) -> dict:
         """What exactly this system is: parameters, checkpoint path and sha256, library versions."""
         return {}
+
+    def not_cacheable(self) -> str | None:
+        """Why this system's outputs must not be reused from the output cache, or None.
+
+        Default: unless it declares :attr:`deterministic`, a system's output for a seed may vary
+        from call to call, so an earlier output is not this run's.
+        """
+        if not self.deterministic:
+            return (f"{type(self).__name__} does not declare itself deterministic under a seed "
+                    "(System.deterministic), so an earlier output may differ from a new one")
+        return None
 
     def unavailable(self) -> str | None:
         """Why this system cannot run here (a package or program not installed, with the command

@@ -123,6 +123,7 @@ class Passthrough(Codec):
     """Identity codec: decode(encode(x)) == x exactly. No bitrate (None)."""
 
     reference = True  # the input itself (ground truth): reports mark its rows and never rank them best
+    deterministic = True
 
     def __init__(self, sample_rate: int = 16000):
         self.sample_rate = _check_range("sample_rate", sample_rate, 1, 10**6, "passthrough")
@@ -147,6 +148,8 @@ class _MeasuredDelayCodec(Codec):
 
     codec_label: str = ""
     delay_method: str = "waveform"
+    # Same packets and samples for the same input (Codec2's decoder noise is reset per utterance).
+    deterministic = True
     # True when the encoder is not flushed past its own lookahead (G.722, Codec2): encode then
     # appends ``delay_samples`` zeros so the decoded output still covers the whole input.
     pads_tail: bool = False

@@ -102,6 +102,7 @@ class KokoroTTS(TTS):
 
     sample_rate = SAMPLE_RATE
     streaming = False
+    deterministic = True
 
     def __init__(self, voice: str = "jm_kumo", lang: str = "en-us", speed: float = 1.0,
                  threads: int | None = None, max_chars: int = DEFAULT_MAX_CHARS):

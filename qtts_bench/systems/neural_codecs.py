@@ -28,6 +28,7 @@ class _HfCodec(TokenCodec):
     model_type: str  # config.json "model_type"
     model_class: str  # transformers class name
     label: str
+    deterministic = True  # inference only (eval mode), no sampling
 
     def __init__(self, path: str, n_codebooks: int | None = None):
         if not isinstance(path, str) or not path:

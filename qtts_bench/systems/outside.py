@@ -177,6 +177,10 @@ class OutputsTTS(System):
                 "sample_rate": self.sample_rate, "sample_rate_rule": self.rate_rule,
                 "timing": UNTIMED}
 
+    def not_cacheable(self) -> str | None:
+        return ("it reads outputs made elsewhere from files: nothing to save by caching, and the files' "
+                "contents are not part of its identity (a file rewritten in place would be stale)")
+
     def path_for(self, item_id: str) -> list[Path]:
         """Candidate files for ``item_id``, in the order they are looked for."""
         rel = self.pattern.format(id=item_id, flat_id=item_id.replace("/", "__"),
@@ -271,6 +275,10 @@ class CommandTTS(System):
         if found is None:
             raise ConfigError(f"command: program '{program}' not found on PATH")
         return found
+
+    def not_cacheable(self) -> str | None:
+        return ("it runs an external command: qtts-bench cannot see which model it runs or whether "
+                "its output is deterministic")
 
     def provenance(self) -> dict:
         program = Path(self.program)

@@ -22,6 +22,7 @@ class QdacCodec(TokenCodec):
     """QDAC residual-VQ codec, 16 kHz mono. Codes: int64 (n_codebooks, frames)."""
 
     sample_rate = 16000
+    deterministic = True  # inference only, no sampling
 
     def __init__(self, checkpoint: str = DEFAULT_CHECKPOINT, n_codebooks: int | None = None,
                  threads: int | None = None):

@@ -123,6 +123,7 @@ class CliTTS(TTS):
     version_args: ClassVar[tuple[str, ...]] = ("--version",)
     voice_pattern: ClassVar[str] = r"[a-z0-9_]{1,64}"
     streaming = False
+    deterministic = True  # the same text gives the same audio (the engine's version is in provenance)
 
     def __init__(self, voice: str, timeout: float = DEFAULT_TIMEOUT, max_chars: int = DEFAULT_MAX_CHARS):
         self.voice = check_name("voice", voice, self.voice_pattern, self.label, self._voice_hint())
