@@ -5,6 +5,10 @@ item (untimed, unscored), then per utterance: read and resample the input, run t
 (timed), check its output, score every metric, and append one JSON line. Completed ids are
 skipped on resume. Failures become records with reasons; the run goes on.
 
+A deterministic system's outputs are kept in the output cache (:mod:`qtts_bench.output_cache`)
+shared by every run folder: a later run of the same system on the same inputs takes the output
+from there instead of calling the system (``output_cache`` in the suite; docs/scale.md).
+
 The runner builds each run's work as tasks (chunks of utterances: new ones, or existing records
 that lack a metric added to the suite since); an executor (:mod:`qtts_bench.executors`: local
 processes, or Ray) runs them through :meth:`_Run._work` and the runner stores the results. Every
@@ -34,6 +38,7 @@ from .errors import ConfigError, MetricFailure, QttsBenchError, SystemFailure
 from .executors import make_executor, resolve_jobs
 from .executors.local import PR_SET_PDEATHSIG, exit_with_parent  # noqa: F401  (public here since 0.x)
 from .metrics.base import Inputs, Metric
+from .output_cache import NOT_TIMED, OutputCache, default_location, resolve_mode, system_identity
 from .provenance import environment, resolve_device
 from .registry import SYSTEMS
 from .store import RunStore, record_key, summarize, unwritable as store_unwritable
@@ -66,6 +71,18 @@ def _seed_everything(seed: int) -> None:
 
 
 # ------------------------------------------------------------------------------- system call
+@dataclass
+class SystemCall:
+    """What the runner keeps from one system call (or from its output reused from the cache)."""
+
+    estimate: Audio                 # the output, float32 (n,) at the system's rate
+    info: dict                      # the record's "system" block (timing, bits, seed, device, ...)
+    inputs: dict[str, Audio]        # the item's usable reference / prompt audio, as read
+    unusable: dict[str, str]        # field -> why its audio could not be used
+    codes: np.ndarray | None        # int (n_codebooks, frames) of a token system, else None
+    cache: dict                     # the record's "output_cache" block: computed or reused, key, file
+
+
 def _as_output(samples, what: str) -> np.ndarray:
     out = np.asarray(samples, dtype=np.float32)
     if out.ndim != 1:
@@ -168,7 +185,8 @@ def timed_metrics(validated: ValidatedSuite, metrics: dict[str, Metric], device:
 
 def _chunk_timing() -> dict:
     """Seconds spent in one chunk of work, by where (summed into the run's timing block)."""
-    return {"chunk": 0.0, "system": 0.0, "audio_in": 0.0, "audio_out": 0.0, "metrics": {}}
+    return {"chunk": 0.0, "system": 0.0, "audio_in": 0.0, "audio_out": 0.0, "output_cache": 0.0,
+            "warmup": 0.0, "metrics": {}}
 
 
 def _add_timing(total: dict, part: dict) -> None:
@@ -203,6 +221,12 @@ class _Run:
             self.metrics_meta[key]["timeout_seconds"] = limited.seconds
         self.kept_metrics: dict = {}   # metrics of earlier sessions no longer in the suite (kept, not summarised)
         self.return_audio = False      # Ray actors: hand saved outputs back to the driver instead of writing
+        self._system_loaded = False
+        self._warm = False             # warmed up in this process (a forked worker inherits the parent's)
+        self.output_cache: OutputCache | None = None  # set by open_output_cache() once the system is loaded
+        self.output_cache_reads = False  # False: outputs are only stored (never reused) in this run
+        self.output_cache_info: dict | None = None    # run.json / summary.json "output_cache"
+        self._output_cache_unwritable = False
 
     def _check_resume_compatible(self) -> None:
         """Resume only what the existing folder's results are compatible with.
@@ -282,7 +306,7 @@ class _Run:
 
     def _execute(self) -> RunOutcome:
         started = time.perf_counter()
-        clock = {"system_load": 0.0, "warmup": 0.0, "store": 0.0}
+        clock = {"system_load": 0.0, "warmup": 0.0, "output_cache": 0.0, "store": 0.0}
         self._check_resume_compatible()
         t = time.perf_counter()
         existing = self.store.read_records(repair=True)
@@ -297,10 +321,17 @@ class _Run:
             if todo or self._fill_needs_system(fills):
                 t = time.perf_counter()
                 self.system.load(self.device)
+                self._system_loaded = True
                 clock["system_load"] += time.perf_counter() - t
                 t = time.perf_counter()
-                self._warmup((todo[0][0] if todo else next(iter(fills.values()))[0][0]))
-                clock["warmup"] += time.perf_counter() - t
+                self.open_output_cache()
+                clock["output_cache"] += time.perf_counter() - t
+                # Reading the cache, warm up lazily: before the first output not found there (a run
+                # that reuses every output never calls the system).
+                if not self.output_cache_reads:
+                    t = time.perf_counter()
+                    self._warmup((todo[0][0] if todo else next(iter(fills.values()))[0][0]))
+                    clock["warmup"] += time.perf_counter() - t
             t = time.perf_counter()
             self._write_run_json(finished=False)
             clock["store"] += time.perf_counter() - t
@@ -361,10 +392,19 @@ class _Run:
             block["n_computed"], block["n_reused"] = computed, len(records) - computed
         if self.kept_metrics:
             summary["metrics_not_summarised"] = sorted(self.kept_metrics)
+        summary["system_outputs"] = self._output_counts(records, new_keys)
         clock["store"] += time.perf_counter() - t
         summary["timing"] = self._timing_block(time.perf_counter() - started, clock, chunks, process_wall, workers)
         self.store.write_summary(summary)
         return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo), n_fill)
+
+    def _output_counts(self, records: list[dict], new_keys: set) -> dict:
+        """summary.json ``system_outputs``: this invocation's new outputs, computed by the system or
+        reused from the output cache, and the records already stored before it."""
+        new = [r for r in records if record_key(r) in new_keys]
+        reused = sum(1 for r in new if (r.get("output_cache") or {}).get("status") == "reused")
+        return {"n_computed": len(new) - reused, "n_from_cache": reused,
+                "n_stored_before": len(records) - len(new), "output_cache": self.output_cache_info}
 
     def _timing_block(self, wall: float, clock: dict, chunks: dict, process_wall: float, workers: int) -> dict:
         """Where this invocation's time on this run went (docs/results-format.md, ``timing``).
@@ -378,8 +418,9 @@ class _Run:
         parallelism = max(parallelism, 1.0)
         metric_s = {k: chunks["metrics"].get(k, 0.0) for k in self.metrics}
         system_s, metrics_total = chunks["system"], sum(metric_s.values())
-        harness = {"system_load": clock["system_load"], "warmup": clock["warmup"],
+        harness = {"system_load": clock["system_load"], "warmup": clock["warmup"] + chunks["warmup"] / parallelism,
                    "audio_in": chunks["audio_in"] / parallelism, "audio_out": chunks["audio_out"] / parallelism,
+                   "output_cache": clock["output_cache"] + chunks["output_cache"] / parallelism,
                    "store": clock["store"]}
         accounted = (system_s + metrics_total) / parallelism + sum(harness.values())
         harness["other"] = max(0.0, wall - accounted)
@@ -423,6 +464,9 @@ class _Run:
         }
         if self.kept_metrics:
             run["metrics_not_summarised"] = self.kept_metrics
+        output_cache = self.output_cache_info or previous.get("output_cache")
+        if output_cache:
+            run["output_cache"] = output_cache
         self.store.write_run(run)
 
     def _system_provenance(self, previous: dict) -> dict:
@@ -433,12 +477,42 @@ class _Run:
         return (previous.get("system") or {}).get("provenance") or self.system.provenance()
 
     def _warmup(self, item: Item) -> None:
-        self._system_loaded = True
+        """Call the system ``warmup`` times on ``item``, untimed and unscored, never from the cache."""
+        self._warm = True
         for _ in range(self.v.suite.warmup):
             try:
-                self._call_system(item)
+                self._call_system(item, use_cache=False)
             except Exception as exc:  # the real call reports it per utterance
                 log.debug("warm-up on %s failed: %s", item.id, exc)
+
+    def open_output_cache(self) -> None:
+        """Decide whether this run reads and writes the output cache (the system is loaded: its
+        identity includes what the load found, e.g. checkpoint hashes). Sets ``output_cache``,
+        ``output_cache_reads`` and the run.json block ``output_cache_info``."""
+        suite = self.v.suite
+        mode = resolve_mode(suite.output_cache)
+        root = Path(suite.output_cache_path).expanduser() if suite.output_cache_path else default_location()
+        info = {"mode": mode, "location": str(root.absolute()), "reads": False, "writes": False, "reason": None}
+        self.output_cache, self.output_cache_reads = None, False
+        why_not = self.system.not_cacheable() if mode != "off" else None
+        if mode == "off":
+            info["reason"] = "turned off (suite output_cache: false, --output-cache off or $QTTS_BENCH_OUTPUT_CACHE=off)"
+        elif why_not:
+            info["reason"] = f"not used for this system: {why_not}"
+        else:
+            entry = SYSTEMS.entry(self.point.name)
+            identity = system_identity(self.point.name, entry.target, {**entry.defaults, **self.point.params},
+                                       self.system, self.device)
+            self.output_cache = OutputCache(identity, root)
+            timed = [k for k, m in self.metrics.items() if getattr(m, "uses_system_timing", False)]
+            self.output_cache_reads = not (mode == "auto" and timed)
+            info.update(reads=self.output_cache_reads, writes=True, folder=str(self.output_cache.dir.absolute()),
+                        identity_sha256=self.output_cache.identity_sha256, code_sha256=identity["code_sha256"])
+            if not self.output_cache_reads:
+                info["reason"] = (f"auto: this run scores {', '.join(timed)}, which time the system, so every "
+                                  "output is computed (and stored for other runs); output_cache: true reuses "
+                                  "them, leaving those metrics without values for reused outputs")
+        self.output_cache_info = info
 
     def _read_inputs(self, item: Item) -> tuple[dict[str, Audio], dict[str, str]]:
         """The item's reference and prompt audio -> ({field: Audio}, {field: why unusable}).
@@ -460,8 +534,14 @@ class _Run:
                 unusable[need] = str(exc)
         return audio, unusable
 
-    def _call_system(self, item: Item, draw: int = 0, timing: dict | None = None):
-        """-> (estimate, info, {field: input Audio}, {field: why unusable}, codes or None)."""
+    def _call_system(self, item: Item, draw: int = 0, timing: dict | None = None,
+                     use_cache: bool = True) -> SystemCall:
+        """Run the system on one (item, draw), or take its output from the output cache.
+
+        A computed output is stored in the cache (when this run writes it); a reused one has no
+        timing (``info["untimed"]``: speed metrics say why they have no value).
+        """
+        timing = timing if timing is not None else _chunk_timing()
         seed = item_seed(self.v.suite.seed, item.id if draw == 0 else f"{item.id}#{draw}")
         _seed_everything(seed)
         t0 = time.perf_counter()
@@ -474,17 +554,73 @@ class _Run:
         request = Request(item.id, text=item.text, language=item.language,
                           reference=at_rate("reference") if "reference" in self.system.needs else None,
                           prompt_audio=at_rate("prompt"), prompt_text=item.prompt_text, seed=seed)
-        t1 = time.perf_counter()
-        try:
-            generation = self.system.generate(request)
-        finally:
-            if timing is not None:
-                timing["audio_in"] += t1 - t0
+        timing["audio_in"] += time.perf_counter() - t0
+        cache = self.output_cache if use_cache else None
+        key = cache.key(request, rate) if cache is not None else None
+        reused = self._cached_output(key, timing) if self.output_cache_reads and key else None
+        if reused is not None:
+            generation = reused
+        else:
+            if not self._warm:  # lazy warm-up (reading the cache); it draws random numbers: re-seed after
+                t = time.perf_counter()
+                self._warmup(item)
+                timing["warmup"] += time.perf_counter() - t
+                _seed_everything(seed)
+            t1 = time.perf_counter()
+            try:
+                generation = self.system.generate(request)
+            finally:
                 timing["system"] += time.perf_counter() - t1
         estimate = _as_output(generation.audio, "system output")
         info = _system_info(generation, estimate, rate, request)
         info.update(device=self.device, sample_rate=rate, seed=seed, draw=draw)
-        return Audio(estimate, rate), info, inputs, unusable, generation.codes
+        if reused is not None:
+            info["untimed"] = NOT_TIMED
+            block = {"status": "reused", "key": key, "file": str(cache.path(key))}
+        else:
+            block = {"status": "computed"}
+            if key:
+                block.update(key=key, file=self._store_output(key, estimate, generation, info, item, timing))
+        return SystemCall(Audio(estimate, rate), info, inputs, unusable, generation.codes, block)
+
+    def _cached_output(self, key: str, timing: dict) -> Generation | None:
+        """The output stored under ``key`` as an untimed Generation, or None (absent or invalid)."""
+        t = time.perf_counter()
+        try:
+            entry = self.output_cache.get(key)
+        finally:
+            timing["output_cache"] += time.perf_counter() - t
+        if entry is None:
+            return None
+        meta = entry.meta
+        return Generation(entry.audio, codes=entry.codes, code_info=meta.get("code_info") or {},
+                          encoded_bits=meta.get("encoded_bits"), nominal_bitrate=meta.get("nominal_bitrate"),
+                          extra=meta.get("extra") or {})
+
+    def _store_output(self, key: str, estimate: np.ndarray, generation: Generation, info: dict, item: Item,
+                      timing: dict) -> str | None:
+        """Write a computed output to the cache -> the entry's path, or None when it could not be
+        written (a full or read-only cache folder costs reuse later, never this run; after the
+        first failure this process stops trying, with one warning)."""
+        if self._output_cache_unwritable:
+            return None
+        meta = {"item_id": item.id, "run_folder": str(self.store.folder), "device": self.device,
+                "sample_rate": self.system.sample_rate, "code_info": generation.code_info,
+                "encoded_bits": generation.encoded_bits, "nominal_bitrate": generation.nominal_bitrate,
+                "extra": generation.extra,
+                # kept for people inspecting the cache; never reported as a timing of a later run
+                "timing_when_computed": {k: info.get(k) for k in ("seconds", "ttft_seconds", "peak_memory_bytes")}}
+        codes = np.asarray(generation.codes) if generation.codes is not None else None
+        t = time.perf_counter()
+        try:
+            return str(self.output_cache.put(key, estimate, codes, meta))
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("output cache: cannot store %s / %s in %s (%s); the run goes on without storing outputs",
+                        self.point.label, item.id, self.output_cache.dir, exc)
+            self._output_cache_unwritable = True
+            return None
+        finally:
+            timing["output_cache"] += time.perf_counter() - t
 
     def _work(self, task) -> tuple[list[dict], dict]:
         """One task -> (records, seconds by where). ``("new", [(item, draw)...])`` computes
@@ -511,7 +647,7 @@ class _Run:
                                              ("draw", draw if self.v.suite.samples > 1 else None)) if v is not None})
             records.append(record)
             try:
-                estimate, info, audio_in, unusable, codes = self._call_system(item, draw, timing)
+                call = self._call_system(item, draw, timing)
             except Exception as exc:  # keep going, say why
                 reason = str(exc) if isinstance(exc, QttsBenchError) else f"{type(exc).__name__}: {exc}"
                 record.update(status="error", error=reason)
@@ -519,16 +655,18 @@ class _Run:
                                      for k in self.metrics}
                 log.warning("%s / %s: %s", self.point.label, item.id, reason)
                 continue
-            record["system"] = info
+            estimate = call.estimate
+            record["system"] = call.info
+            record["output_cache"] = call.cache
             record["output_sha256"] = audio_key(estimate.samples, estimate.sample_rate)
             if self.v.suite.save_audio:  # a write failure is the store's, not the system's: it stops the run
                 t = time.perf_counter()
                 record["output_audio"] = self._save_output(item.id, draw, estimate, record)
                 timing["audio_out"] += time.perf_counter() - t
-            inputs.append(Inputs(item.id, estimate, audio_in.get("reference"), audio_in.get("prompt"),
-                                 item.text, item.language, info, codes, item.spoken_text, item.category))
+            inputs.append(Inputs(item.id, estimate, call.inputs.get("reference"), call.inputs.get("prompt"),
+                                 item.text, item.language, call.info, call.codes, item.spoken_text, item.category))
             scored.append(record)
-            skipped.append(_unusable_entries(self.metrics, unusable))
+            skipped.append(_unusable_entries(self.metrics, call.unusable))
         for record, entries, missing in zip(scored, _score_all(self.metrics, inputs, timing["metrics"], self.timed),
                                             skipped):
             record["metrics"] = {**entries, **missing}
@@ -562,7 +700,8 @@ class _Run:
                     audio_in, unusable = self._read_inputs(item)
                     timing["audio_in"] += time.perf_counter() - t
                 else:
-                    estimate, _info, audio_in, unusable, codes = self._call_system(item, draw, timing)
+                    call = self._call_system(item, draw, timing)
+                    estimate, audio_in, unusable, codes = call.estimate, call.inputs, call.unusable, call.codes
                     digest = audio_key(estimate.samples, estimate.sample_rate)
                     if record.get("output_sha256") and digest != record["output_sha256"]:
                         missing("re-running the system for this added metric gave a different output than the one "
@@ -643,6 +782,7 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
     """
     started = time.perf_counter()
     suite = validated.suite
+    resolve_mode(suite.output_cache)  # a bad $QTTS_BENCH_OUTPUT_CACHE fails before any work
     startup: dict = {}
     t = time.perf_counter()
     device = resolve_device(device or suite.device)

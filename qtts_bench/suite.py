@@ -35,6 +35,7 @@ log = logging.getLogger("qtts_bench")
 TOP_LEVEL_KEYS = {
     "name": str, "description": str, "include": (str, list), "seed": int, "device": str,
     "output": str, "save_audio": bool, "warmup": int, "jobs": (int, str), "samples": int, "datasets": dict,
+    "output_cache": (bool, str), "output_cache_path": str,
     "systems": dict,
     "metrics": dict,
 }
@@ -277,6 +278,10 @@ class Suite:
     warmup: int = 1
     jobs: int | str = 1  # or "auto": the usable cores
     samples: int = 1  # draws per item (each with its own seed); summary.json shows their spread
+    # Reuse system outputs across run folders (output_cache.py): "auto", True or False; None =
+    # not set in the suite ($QTTS_BENCH_OUTPUT_CACHE, else "auto"). See resolve_output_cache.
+    output_cache: bool | str | None = None
+    output_cache_path: str | None = None  # default <cache root>/system-outputs
     datasets: list[EntrySpec] = field(default_factory=list)
     systems: list[EntrySpec] = field(default_factory=list)
     metrics: list[EntrySpec] = field(default_factory=list)
@@ -461,6 +466,10 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     for key in ("jobs", "samples"):
         if not isinstance(data.get(key, 1), str) and data.get(key, 1) < 1:
             raise ConfigError(f"{path}: {key}: must be >= 1")
+    if isinstance(data.get("output_cache"), str) and data["output_cache"] != "auto":
+        raise ConfigError(f"{path}: output_cache: expected true, false or 'auto', got '{data['output_cache']}'")
+    if "output_cache_path" in data and not data["output_cache_path"].strip():
+        raise ConfigError(f"{path}: output_cache_path: expected a folder, got an empty string")
     if "name" in data:
         check_path_name(data["name"], f"{path}: name")
     else:
@@ -476,6 +485,8 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         warmup=data.get("warmup", 1),
         jobs=data.get("jobs", 1),
         samples=data.get("samples", 1),
+        output_cache=data.get("output_cache"),
+        output_cache_path=data.get("output_cache_path"),
         datasets=_parse_entries(path, "datasets", data["datasets"]),
         systems=_parse_entries(path, "systems", data["systems"]),
         metrics=_parse_entries(path, "metrics", data["metrics"]),

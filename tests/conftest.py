@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own cache folder (synthetic audio, transcripts) under tmp_path."""
     monkeypatch.setenv("QTTS_BENCH_CACHE", str(tmp_path / "cache"))
+    # Tests that run a suite twice (jobs 1 vs 2, Ray vs local) must call the system both times;
+    # tests of the output cache turn it on in their suite (tests/test_output_cache.py).
+    monkeypatch.setenv("QTTS_BENCH_OUTPUT_CACHE", "off")
 
 
 @pytest.fixture

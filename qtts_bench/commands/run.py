@@ -19,6 +19,12 @@ def configure(parser) -> None:
                         help="local (this machine's processes, default) or ray (Ray actors; extra `ray`)")
     parser.add_argument("--address", help="with --executor ray: the Ray cluster to join (e.g. auto, ray://host:10001); "
                                           "default: start a local one")
+    parser.add_argument("--output-cache", choices=("auto", "on", "off"),
+                        help="reuse system outputs from the output cache shared by all run folders: auto (default: "
+                             "except in runs that score speed metrics), on (always; speed metrics then have no value "
+                             "for reused outputs), off (neither read nor write); overrides the suite's output_cache")
+    parser.add_argument("--output-cache-path", metavar="DIR",
+                        help="the output cache's folder (default: <$QTTS_BENCH_CACHE or ~/.cache/qtts-bench>/system-outputs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",
                         help="override one suite value after includes, e.g. "
@@ -41,6 +47,7 @@ def main(args) -> int:
         except ConfigError:
             raise ConfigError(f"--jobs must be a number >= 1 or auto, got '{args.jobs}'") from None
     suite = load_suite(args.suite, args.overrides)
+    _apply_output_cache_flags(suite, args)
     if args.systems:
         suite.select_systems(args.systems)
     validated = validate_suite(suite)
@@ -48,10 +55,48 @@ def main(args) -> int:
                          progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]],
                          jobs=args.jobs, executor=args.executor, address=args.address)
     print_summaries(outcomes)
+    print_output_cache(outcomes)
     print_timing(outcomes)
     for label, why in validated.skipped.items():
         print(f"not run (optional, not available here): {label}: {why}")
     return 0
+
+
+def _apply_output_cache_flags(suite, args) -> None:
+    """--output-cache / --output-cache-path replace the suite's values (recorded in run.json's suite)."""
+    if args.output_cache is not None:
+        suite.output_cache = {"on": True, "off": False, "auto": "auto"}[args.output_cache]
+        suite.raw["output_cache"] = suite.output_cache
+    if args.output_cache_path is not None:
+        suite.output_cache_path = args.output_cache_path
+        suite.raw["output_cache_path"] = args.output_cache_path
+
+
+def print_output_cache(outcomes) -> None:
+    """How many system outputs this invocation computed and reused from the output cache, which
+    metrics have no value for the reused ones, and the runs that did not read the cache, and why."""
+    from ..output_cache import NOT_TIMED
+
+    counts = [o.summary.get("system_outputs") for o in outcomes]
+    computed = sum(c["n_computed"] for c in counts if c)
+    reused = sum(c["n_from_cache"] for c in counts if c)
+    if not computed and not reused:
+        return
+    location = next((c["output_cache"]["location"] for c in counts if c and c.get("output_cache")), None)
+    print(f"system outputs: {computed} computed, {reused} reused from the output cache"
+          + (f" ({location})" if location else ""))
+    untimed = sorted({key for o in outcomes for key, block in o.summary["metrics"].items()
+                      if NOT_TIMED in (block.get("not_applicable_reasons") or {})})
+    if reused and untimed:
+        print(f"  {', '.join(untimed)}: no value for reused outputs ({NOT_TIMED}; --output-cache off times "
+              "every output)")
+    not_read: dict[str, list[str]] = {}  # reason -> runs
+    for o, c in zip(outcomes, counts):
+        info = (c or {}).get("output_cache")
+        if c and c["n_computed"] and info and not info.get("reads") and info.get("reason"):
+            not_read.setdefault(info["reason"], []).append(f"{o.dataset}/{o.label}")
+    for reason, runs in not_read.items():
+        print(f"  not read by {', '.join(runs)}: {reason}")
 
 
 def print_summaries(outcomes) -> None:

@@ -62,6 +62,7 @@ class _Worker:
 
         blas_threads(1)
         self.run.system.load(device)
+        self.run.open_output_cache()  # this node's cache folder (nothing is shared through the driver)
         if spec.get("warmup_item") is not None:
             self.run._warmup(next(i for i in items if i.id == spec["warmup_item"]))
 

@@ -69,6 +69,9 @@ class Metric:
     sample_rate: ClassVar[int | None] = None  # rate audio is resampled to before scoring
     version: ClassVar[str] = "1"
     percentiles: ClassVar[tuple[float, ...]] = ()  # extra percentiles in summary.json (e.g. speed)
+    # True for metrics that read the system call's timing (rtf, ttft, peak_memory): an output
+    # reused from the output cache was not timed, so they have no value for it (runner.py).
+    uses_system_timing: ClassVar[bool] = False
 
     # Accepted parameters with their defaults, for metrics that do not define a constructor of
     # their own (those declare their parameters in its signature and check them there).

@@ -43,6 +43,7 @@ def _device_extra(info: dict) -> dict:
 class _SpeedMetric(Metric):
     direction = "lower"
     requires = ()
+    uses_system_timing = True
     percentiles = (50, 95)  # p50/p95 of per-utterance values in summary.json
 
     def settings(self) -> dict:
