@@ -97,6 +97,14 @@ def test_a_second_run_into_a_new_folder_reuses_every_output(write_suite, tmp_pat
     assert run["output_cache"]["reads"] and run["output_cache"]["identity_sha256"]
 
 
+def test_a_metric_added_to_a_folder_takes_the_codes_from_the_cache(write_suite, tmp_path):
+    first = _run(_write(write_suite, systems=TOKENS, metrics="  si_sdr: {}"), tmp_path)["tok"]
+    assert first.summary["timing"]["system_seconds"] > 0
+    added = _run(_write(write_suite, systems=TOKENS, metrics=SIGNAL, name="added.yaml"), tmp_path)["tok"]
+    assert added.filled == 3 and added.summary["timing"]["system_seconds"] == 0.0
+    assert added.summary["metrics"]["codebook_perplexity"]["n_scored"] == 3
+
+
 def test_jobs_2_reuses_what_jobs_1_stored(write_suite, tmp_path):
     path = _write(write_suite, n=4)
     [first] = _run(path, tmp_path / "a").values()
