@@ -44,3 +44,15 @@ def test_sentences_differ_from_the_training_grammar_seed():
     # A small grammar repeats a few sentences across seeds; the training configs exclude those
     # recordings by audio content, so the count only has to stay small.
     assert len(shared) <= 4, sorted(shared)
+
+
+def test_usable_from_a_suite_under_its_own_key(tmp_path):
+    # Suites pass their dataset key as ``name``; a loader without it failed validation.
+    from qtts_bench.suite import load_suite, validate_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndatasets:\n  heldout: {dataset: flite_slt_heldout}\n"
+                    "systems:\n  dummy_tts: {}\nmetrics:\n  rtf: {}\n")
+    validated = validate_suite(load_suite(path))
+    assert [len(d.items) for d in validated.datasets.values()] == [40]
+    assert validated.datasets["heldout"].name == "heldout"

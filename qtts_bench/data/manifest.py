@@ -206,6 +206,7 @@ def load_folder(path: str, language: str | None = None, name: str | None = None)
 FLITE_SLT_HELDOUT = Path(__file__).resolve().parent / "flite_slt_heldout" / "manifest.jsonl"
 
 
-def load_flite_slt_heldout() -> Dataset:
-    """The bundled held-out sentences of QTTS's training voice (flite slt, 16 kHz; README beside it)."""
-    return load_manifest(str(FLITE_SLT_HELDOUT), name="flite_slt_heldout")
+def load_flite_slt_heldout(name: str = "flite_slt_heldout") -> Dataset:
+    """The bundled held-out sentences of QTTS's training voice (flite slt, 16 kHz; README beside it).
+    ``name``: the suite's key for it (suites pass their dataset key)."""
+    return load_manifest(str(FLITE_SLT_HELDOUT), name=name)
