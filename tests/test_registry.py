@@ -92,3 +92,14 @@ def test_register_testing_flag():
     reg.register("double", "qtts_bench.testing:DummyCodec", "a test double", testing=True, bits=3)
     assert [e.name for e in reg.entries(include_testing=False)] == ["real"]
     assert reg.entry("double").testing and reg.create("double").bits == 3
+
+
+def test_every_dataset_loader_takes_the_suite_key_as_name():
+    # Suites call loaders with name=<their dataset key>; a loader without it fails every suite using it.
+    import inspect
+
+    import qtts_bench.catalog  # noqa: F401  (registers the built-in entries)
+    from qtts_bench.registry import DATASETS
+
+    missing = [e.name for e in DATASETS.entries() if "name" not in inspect.signature(e.load()).parameters]
+    assert missing == []
