@@ -55,10 +55,19 @@ SYSTEMS.register("flite", "qtts_bench.systems.tts_cli:FliteTTS",
 SYSTEMS.register("festival", "qtts_bench.systems.tts_cli:FestivalTTS",
                  "Festival text2wave (apt festival festvox-kallpc16k), English; voice kal_diphone, 16 kHz")
 
-# --- QTTS (autoregressive TTS over QDAC tokens; no checkpoint ships yet) ------------------
+# --- QTTS (autoregressive TTS over QDAC tokens) -------------------------------------------
 SYSTEMS.register("qtts", "qtts_bench.systems.qtts:QttsTTS",
-                 "QTTS over QDAC tokens, 16 kHz, streams (params: checkpoint = folder from `train qtts`, decoder "
-                 "hierarchical|multihead|single, temperature, top_k, top_p, max_seconds, stream_chunk_frames)")
+                 "QTTS over QDAC tokens, 16 kHz, streams (params: checkpoint = shipped name or folder from "
+                 "`train qtts`, decoder hierarchical|multihead|single, temperature, top_k, top_p, max_seconds, "
+                 "stream_chunk_frames)")
+# The shipped CPU models (docs/qtts.md): 5.65 M parameters each for the two decoders, one
+# synthetic voice (flite slt), trained without prompts, so they speak unprompted.
+for _decoder, _what in (("hierarchical", "Hierarchical Parallel decoder (dual AR), 4 codebooks"),
+                        ("multihead", "Delay Multihead decoder, 4 codebooks"),
+                        ("single", "single-codebook baseline (QDAC codebook 1)")):
+    SYSTEMS.register(f"qtts-{_decoder}", "qtts_bench.systems.qtts:QttsTTS",
+                     f"QTTS CPU model, {_what}, flite slt voice, unprompted; babbles (docs/qtts.md)",
+                     checkpoint=f"qtts-{_decoder}", use_prompt=False)
 
 # --- outside systems (TTS run elsewhere) -------------------------------------------------
 SYSTEMS.register("outputs", "qtts_bench.systems.outside:OutputsTTS",
