@@ -25,6 +25,17 @@ if [ ! -f "$CORPUS/manifest.jsonl" ]; then
   echo "building the training corpus in $CORPUS"
   "$PY" scripts/build_training_corpus.py --out "$CORPUS" > "$RUNS/build_corpus.log" 2>&1
 fi
+# The synthetic voices of round 2 (configs/qdac/qdac16_50hz_asr_r2.yaml), made only when a chain uses it.
+if [[ " $* " == *qdac16_50hz_asr_r2* ]]; then
+  for spec in "flite_slt --engine flite --voice slt --n 700 --seed 11" "kokoro_kumo --engine kokoro --n 120 --seed 12"; do
+    folder="/tmp/qdac_corpus/${spec%% *}"
+    if [ ! -f "$folder/manifest.jsonl" ]; then
+      echo "synthesising $folder"
+      # shellcheck disable=SC2086
+      "$PY" scripts/make_qtts_corpus.py --out "$folder" ${spec#* } > "$RUNS/$(basename "$folder").log" 2>&1
+    fi
+  done
+fi
 
 finished() {  # finished RUN_DIR: state.pt has reached train.steps
   [ -f "$1/state.pt" ] && "$PY" -c "import sys, torch; s = torch.load(sys.argv[1], weights_only=False); \

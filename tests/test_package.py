@@ -18,7 +18,7 @@ from qtts_bench.suite import SHIPPED_SUITES, load_suite, resolve_suite, shipped_
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {"codec_baselines", "codec_model_metrics", "pgc_hard", "qdac_codebooks", "seedtts_en", "seedtts_zh",
-           "ablations/qdac_asr_supervision"}
+           "ablations/qdac_asr_supervision", "ablations/decoding"}
 
 
 def _env(**extra) -> dict:
