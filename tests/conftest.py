@@ -17,6 +17,18 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared CPU: 2 threads spin-wait on every small op (100x slower under load).
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` in a module that has torch."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def write_suite(tmp_path):
     """Write a suite YAML into tmp_path and return its path."""
     def _write(text: str, name: str = "suite.yaml") -> Path:

@@ -15,13 +15,7 @@ TOL = 1e-5  # float32 logits: KV-cached vs one uncached pass
 C = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared CPU: 2 threads spin-wait on every small op (100x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_of(decoder, seed=0, **changes):

@@ -15,12 +15,7 @@ SHIPPED = {"qtts-hierarchical": ("hierarchical", 4), "qtts-multihead": ("multihe
            "qtts-single": ("single", 1)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_shipped_checkpoint_is_registered_small_and_labelled_synthetic():

@@ -18,12 +18,7 @@ from qtts_bench.systems.qtts import QttsTTS  # noqa: E402
 from qtts_bench.testing import speech_like  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
