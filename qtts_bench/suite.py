@@ -253,6 +253,10 @@ class SystemPoint:
     optional: bool = False
     datasets: tuple | None = None  # run only on these dataset keys (None: all)
 
+    def runs_on(self, dataset_key: str) -> bool:
+        """Whether this point runs on ``dataset_key`` (its ``datasets:`` restriction, if any)."""
+        return self.datasets is None or dataset_key in self.datasets
+
     @property
     def label(self) -> str:
         if not self.axes:
@@ -573,7 +577,7 @@ class ValidatedSuite:
 
     def points_for(self, dataset_key: str) -> list[SystemPoint]:
         """The system points that run on ``dataset_key`` (a point's ``datasets:`` restricts it)."""
-        return [p for p in self.points if p.datasets is None or dataset_key in p.datasets]
+        return [p for p in self.points if p.runs_on(dataset_key)]
 
     def metrics_for(self, dataset_key: str) -> dict:
         """The metrics scored on ``dataset_key`` (a metric's ``datasets:`` restricts it)."""
@@ -627,7 +631,7 @@ def validate_suite(suite: Suite) -> ValidatedSuite:
         kept.append(point)
         code_emitters += emits_codes(system)
         for dkey, dataset in datasets.items():
-            if point.datasets is None or dkey in point.datasets:
+            if point.runs_on(dkey):
                 _check_requirements(path, point, system, dkey, dataset, _metrics_on(suite, metrics, dkey))
     for mkey, metric in metrics.items():
         # Not an error: other systems of a mixed suite (or a --systems selection) record the
