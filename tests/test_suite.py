@@ -296,3 +296,30 @@ def test_restricted_run_writes_only_the_chosen_pairs(write_suite, tmp_path, cli)
     metrics_b = json.loads((out / "restricted" / "b" / "only_b" / "summary.json").read_text())["metrics"]
     assert set(metrics_a) == {"si_sdr", "snr_a"} and set(metrics_b) == {"si_sdr"}
     assert metrics_a["snr_a"]["value"] == metrics_a["si_sdr"]["value"]
+
+
+def test_a_timed_metric_restricted_to_one_dataset_runs_only_there(write_suite, tmp_path):
+    # A metric with a timeout is scored in its own worker; restricting it to one dataset must not
+    # break the runs of the other (their metric set lacks it).
+    import json
+
+    from qtts_bench.runner import run_suite
+
+    text = """
+name: timed
+datasets:
+  a: {dataset: synthetic, params: {n: 2, seconds: 0.5}}
+  b: {dataset: synthetic, params: {n: 2, seconds: 0.5, seed: 1}}
+systems:
+  passthrough: {}
+metrics:
+  si_sdr: {}
+  slow: {metric: slow_metric, timeout: 30, datasets: [a], params: {sleep: 0}}
+"""
+    out = tmp_path / "out"
+    run_suite(validate_suite(load_suite(write_suite(text))), out=out, progress=False)
+    summary = {d: json.loads((out / "timed" / d / "passthrough" / "summary.json").read_text())["metrics"]
+               for d in ("a", "b")}
+    assert summary["a"]["slow"]["n_scored"] == 2 and "slow" not in summary["b"]
+    run_a = json.loads((out / "timed" / "a" / "passthrough" / "run.json").read_text())
+    assert run_a["metrics"]["slow"]["timeout_seconds"] == 30
