@@ -55,6 +55,7 @@ class RunOutcome:
     summary: dict
     computed: int   # utterances computed in this invocation (0 when fully resumed)
     filled: int = 0  # existing utterances given metrics added since they were computed
+    retried: int = 0  # of ``computed``: utterances whose system had failed before (--retry-failed)
     startup: dict | None = None  # first outcome only: the suite's start-up (device, metric loads)
 
 
@@ -201,9 +202,10 @@ class _Run:
     def __init__(self, validated: ValidatedSuite, dataset_key: str, dataset: Dataset, items: list[Item],
                  point: SystemPoint, metrics: dict[str, Metric], out_root: Path, device: str,
                  progress: bool, command: list[str], env: dict, jobs: int = 1, executor=None,
-                 timed: dict | None = None):
+                 timed: dict | None = None, retry_failed: bool = False):
         self.v, self.dataset_key, self.dataset, self.items = validated, dataset_key, dataset, items
         self.jobs = jobs
+        self.retry_failed = retry_failed  # recompute failed system calls and failed metric values
         self.executor = executor
         self.point, self.metrics, self.device, self.progress = point, metrics, device, progress
         self.command, self.env = command, env
@@ -271,24 +273,35 @@ class _Run:
             return self._execute()
 
     def _plan(self, existing: list[dict]):
-        """-> (new (item, draw) pairs, tasks, fill groups) for the current item set."""
+        """-> (new (item, draw) pairs, tasks, fill groups, retried pairs) for the current item set.
+
+        With ``retry_failed``, an utterance whose system failed is computed again ("redo": its
+        new record replaces the old one), and a metric value recorded as failed (not one that
+        does not apply) is scored again on the existing output, like an added metric.
+        """
         draws = range(self.v.suite.samples)
         by_key = {record_key(r): r for r in existing}
-        todo, fills = [], {}
+        todo, redo, fills = [], [], {}
         for item in self.items:
             for d in draws:
                 record = by_key.get((item.id, d))
                 if record is None:
                     todo.append((item, d))
                     continue
-                missing = tuple(k for k in self.metrics if k not in (record.get("metrics") or {}))
+                if self.retry_failed and record.get("status") != "ok":
+                    redo.append((item, d))
+                    continue
+                entries = record.get("metrics") or {}
+                missing = tuple(k for k in self.metrics if k not in entries
+                                or (self.retry_failed and _failed(entries[k])))
                 if missing:
                     fills.setdefault(missing, []).append((item, d, record))
         chunk = max([int(m.params.get("batch_size", 1)) for m in self.metrics.values()] + [1])
         tasks = [("new", todo[i:i + chunk]) for i in range(0, len(todo), chunk)]
+        tasks += [("redo", redo[i:i + chunk]) for i in range(0, len(redo), chunk)]
         for keys, group in fills.items():
             tasks += [("fill", group[i:i + chunk], keys) for i in range(0, len(group), chunk)]
-        return todo, tasks, fills
+        return todo + redo, tasks, fills, redo
 
     def _fill_needs_system(self, fills: dict) -> bool:
         for keys, group in fills.items():
@@ -312,7 +325,7 @@ class _Run:
         existing = self.store.read_records(repair=True)
         n_dropped = self.store.n_duplicates_dropped
         clock["store"] += time.perf_counter() - t
-        todo, tasks, fills = self._plan(existing)
+        todo, tasks, fills, redo = self._plan(existing)
         n_fill = sum(len(g) for g in fills.values())
         chunks = _chunk_timing()
         process_wall, workers = 0.0, 1
@@ -358,7 +371,9 @@ class _Run:
                         # finished chunks are saved within a second (one fsync per flush, not per chunk)
                         if len(pending) >= FLUSH_RECORDS or t - last_flush >= FLUSH_SECONDS:
                             flush()
-                    else:
+                    else:  # "fill" and "redo" replace existing records
+                        if tasks[index][0] == "redo":
+                            self._write_pending_audio(records)
                         filled.update((record_key(r), r) for r in records)
                     store_in_process += time.perf_counter() - t
                     bar.update(len(records))
@@ -370,7 +385,7 @@ class _Run:
             process_wall = time.perf_counter() - t_process
             clock["store"] += store_in_process
             t = time.perf_counter()
-            if filled:  # one atomic rewrite: a kill before it loses only the fill-in work
+            if filled:  # one atomic rewrite: a kill before it loses only the fill-in and retried work
                 self.store.rewrite(lambda record: filled.get(record_key(record), record))
             self._write_run_json(finished=True)
             clock["store"] += time.perf_counter() - t
@@ -396,7 +411,8 @@ class _Run:
         clock["store"] += time.perf_counter() - t
         summary["timing"] = self._timing_block(time.perf_counter() - started, clock, chunks, process_wall, workers)
         self.store.write_summary(summary)
-        return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo), n_fill)
+        return RunOutcome(self.point.label, self.dataset_key, self.store.folder, summary, len(todo), n_fill,
+                          retried=len(redo))
 
     def _output_counts(self, records: list[dict], new_keys: set) -> dict:
         """summary.json ``system_outputs``: this invocation's new outputs, computed by the system or
@@ -623,11 +639,11 @@ class _Run:
             timing["output_cache"] += time.perf_counter() - t
 
     def _work(self, task) -> tuple[list[dict], dict]:
-        """One task -> (records, seconds by where). ``("new", [(item, draw)...])`` computes
+        """One task -> (records, seconds by where). ``("new" | "redo", [(item, draw)...])`` computes
         utterances; ``("fill", [(item, draw, record)...], metric_keys)`` adds metrics to records."""
         timing = _chunk_timing()
         started = time.perf_counter()
-        if task[0] == "new":
+        if task[0] in ("new", "redo"):
             records = self._compute(task[1], timing)
         else:
             records = self._fill(task[1], task[2], timing)
@@ -749,6 +765,11 @@ class _Run:
                     raise store_unwritable(self.store.folder / rel, exc) from exc
 
 
+def _failed(entry: dict) -> bool:
+    """A stored metric entry that is a failure (no value, and not "does not apply")."""
+    return entry.get("value") is None and not entry.get("not_applicable")
+
+
 def _unusable_entries(metrics: dict, unusable: dict) -> dict:
     return {k: {"value": None, "reason": f"{need} unusable: {unusable[need]}"}
             for k, m in metrics.items() for need in m.requires if need in unusable}
@@ -772,13 +793,15 @@ def _progress(total: int, desc: str, enabled: bool):
 def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: str | None = None,
               out: str | Path | None = None, progress: bool = True,
               command: list[str] | None = None, jobs: int | str | None = None,
-              executor: str | None = None, address: str | None = None) -> list[RunOutcome]:
+              executor: str | None = None, address: str | None = None,
+              retry_failed: bool = False) -> list[RunOutcome]:
     """Run every dataset x system point of a validated suite; returns one outcome per run.
 
     ``jobs`` > 1 (or ``"auto"``: the usable cores) scores utterances in forked worker processes
     (CPU only). Timings then share the CPU with the other workers: measure speed (RTF, TTFT)
     with ``jobs: 1``. ``executor="ray"`` runs the chunks on Ray actors instead (``address``: an
     existing cluster; default a local one with ``jobs`` CPUs), see :mod:`qtts_bench.executors`.
+    ``retry_failed``: also recompute what earlier invocations recorded as failed (see ``_Run._plan``).
     """
     started = time.perf_counter()
     suite = validated.suite
@@ -815,7 +838,8 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
             items = dataset.items[:limit] if limit else dataset.items
             for point in validated.points_for(dataset_key):
                 run = _Run(validated, dataset_key, dataset, items, point, validated.metrics_for(dataset_key),
-                           out_root, device, progress, command or sys.argv, env, jobs, runner, timed)
+                           out_root, device, progress, command or sys.argv, env, jobs, runner, timed,
+                           retry_failed=retry_failed)
                 run_started = time.perf_counter()
                 run.suite_startup_seconds = startup["seconds"]
                 outcome = run.execute()

@@ -14,8 +14,7 @@ import numpy as np
 from .audio import Audio, write_audio
 from .cache import cache_root
 from .data.manifest import Dataset, Item
-from .errors import ConfigError
-from .errors import SystemFailure
+from .errors import ConfigError, MetricFailure, SystemFailure
 from .metrics.base import Inputs, Metric, Score
 from .systems.base import TTS, Codec, Generation, Request, TokenCodec
 
@@ -216,13 +215,16 @@ class DummyCodecLmTTS(TTS):
 
 class SlowMetric(Metric):
     """Test metric: the output's RMS level, after sleeping ``sleep`` seconds on the items listed
-    in ``slow_items`` (ids); for per-metric timeouts. Not a quality measure."""
+    in ``slow_items`` (ids); for per-metric timeouts. ``fail_items`` fail (a transient fault)
+    while the file ``fail_while_missing`` does not exist. Not a quality measure."""
 
     name = "slow_metric"
     direction = "higher"
-    defaults = {"sleep": 0.0, "slow_items": []}
+    defaults = {"sleep": 0.0, "slow_items": [], "fail_items": [], "fail_while_missing": ""}
 
     def score(self, inputs: Inputs) -> Score:
+        if inputs.item_id in self.params["fail_items"] and not Path(self.params["fail_while_missing"]).exists():
+            raise MetricFailure(f"injected transient failure on {inputs.item_id}")
         if inputs.item_id in self.params["slow_items"]:
             time.sleep(float(self.params["sleep"]))
         x = inputs.estimate.samples

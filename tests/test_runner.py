@@ -228,3 +228,44 @@ metrics: {si_sdr: {}}
                                                        "QTTS_BENCH_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert "scored 4" in proc.stdout
+
+
+def test_retry_failed_recomputes_failed_system_calls_and_metric_values_only(write_suite, tmp_path, cli):
+    """Resuming keeps failures; --retry-failed recomputes them (a transient system error, a
+    metric fault that is gone) in place, keeps every good value, and does not duplicate records."""
+    marker = tmp_path / "fault_fixed"
+    path = write_suite(f"""
+name: retry
+warmup: 0
+save_audio: true  # metric retries score the saved output (the dummy's call counter would fail a re-run)
+datasets:
+  syn: {{dataset: synthetic, params: {{n: 4, seconds: 1.0}}}}
+systems:
+  flaky: {{system: dummy_codec, params: {{fail_calls: [[1]]}}}}
+metrics:
+  si_sdr: {{}}
+  level: {{metric: slow_metric, params: {{fail_items: [syn002], fail_while_missing: "{marker}"}}}}
+""")
+    folder = tmp_path / "retry" / "syn" / "flaky"
+    assert cli("run", str(path), "--out", str(tmp_path), "--no-progress").returncode == 0
+    first = {r["id"]: r for r in _records(folder)}
+    assert first["syn001"]["status"] == "error" and "injected failure" in first["syn001"]["error"]
+    assert "injected transient failure" in first["syn002"]["metrics"]["level"]["reason"]
+
+    resumed = cli("run", str(path), "--out", str(tmp_path), "--no-progress")  # plain resume: nothing to do
+    assert resumed.returncode == 0 and _records(folder) == list(first.values())
+
+    marker.touch()
+    retried = cli("run", str(path), "--out", str(tmp_path), "--no-progress", "--retry-failed")
+    assert retried.returncode == 0, retried.stderr
+    assert "retried: 1 utterances whose system had failed" in retried.stdout
+    after = {r["id"]: r for r in _records(folder)}
+    assert sorted(after) == sorted(first) and len(_records(folder)) == 4  # replaced, not appended
+    assert after["syn001"]["status"] == "ok" and after["syn001"]["metrics"]["si_sdr"]["value"] > 0
+    assert after["syn002"]["metrics"]["level"]["value"] > 0
+    assert after["syn002"]["metrics"]["si_sdr"] == first["syn002"]["metrics"]["si_sdr"]
+    for good in ("syn000", "syn003"):
+        assert after[good] == first[good]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["n_system_errors"] == 0 and summary["metrics"]["level"]["n_failed"] == 0
+    assert summary["metrics"]["level"]["n_computed"] == 2 and summary["metrics"]["si_sdr"]["n_computed"] == 1

@@ -25,6 +25,10 @@ def configure(parser) -> None:
                              "for reused outputs), off (neither read nor write); overrides the suite's output_cache")
     parser.add_argument("--output-cache-path", metavar="DIR",
                         help="the output cache's folder (default: <$QTTS_BENCH_CACHE or ~/.cache/qtts-bench>/system-outputs)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="resuming: also recompute utterances whose system failed and metric values recorded as "
+                             "failed (a transient error, a fixed system or a longer timeout); not-applicable values "
+                             "are kept")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY.PATH=VALUE",
                         help="override one suite value after includes, e.g. "
@@ -53,7 +57,8 @@ def main(args) -> int:
     validated = validate_suite(suite)
     outcomes = run_suite(validated, limit=args.limit, device=args.device, out=args.out,
                          progress=not args.no_progress, command=["qtts-bench", *sys.argv[1:]],
-                         jobs=args.jobs, executor=args.executor, address=args.address)
+                         jobs=args.jobs, executor=args.executor, address=args.address,
+                         retry_failed=args.retry_failed)
     print_summaries(outcomes)
     print_output_cache(outcomes)
     print_timing(outcomes)
@@ -122,6 +127,9 @@ def print_summaries(outcomes) -> None:
         print(f"{o.dataset}/{o.label}".ljust(label_width) + "".join(f"  {c}" for c in cells)
               + f"  {o.summary['n_done']:>4}  {failed:>6}  {not_applicable:>3}  {o.computed:>3}")
     print(f"results: {outcomes[0].folder.parent.parent}")
+    retried = sum(o.retried for o in outcomes)
+    if retried:
+        print(f"retried: {retried} utterances whose system had failed (counted in 'new')")
 
 
 def process_seconds() -> float | None:
