@@ -13,7 +13,8 @@ Usage: python benchmarks/throughput.py [--set codec|tts|tts-full] [--sizes 50 17
     slow down several-fold when the machine is busy, measured). Reported with and
     without the codec; "floor/2" is the metrics-only loop divided by the usable cores (the
     limit for N cores, as issue 11 defines it).
-(b) ``qtts-bench run`` in a subprocess, process start included, ``--jobs 1`` and ``--jobs auto``;
+(b) ``qtts-bench run`` in a subprocess, process start included, ``--jobs 1`` and ``--jobs auto``,
+    and ``--executor pipelined --jobs auto``;
 (c) the same with ``--executor ray`` (a local Ray instance started by the run; skipped when
     ray is not installed).
 
@@ -463,7 +464,7 @@ def main(argv=None) -> int:
     header = f"{'n':>4}  {'mode':<26} {'wall s':>7} {'utt/s':>7} {'x loop':>7} {'x floor':>8} " \
              f"{'overhead':>8} {'peak MB':>8} {'max |diff|':>10}"
     for n in sizes:
-        modes = [("1", "local"), ("auto", "local")] if not args.quick else [("auto", "local")]
+        modes = [("1", "local"), ("auto", "local"), ("auto", "pipelined")] if not args.quick else [("auto", "local")]
         if have_ray:
             modes.append(("auto", "ray"))
         # Interleaved repeats, best of each kept: the machine's load changes between modes.

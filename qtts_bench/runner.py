@@ -653,6 +653,13 @@ class _Run:
     def _compute(self, batch: list[tuple[Item, int]], timing: dict | None = None) -> list[dict]:
         """Run the system on a chunk of (utterance, draw) and score them -> records (no store I/O)."""
         timing = timing if timing is not None else _chunk_timing()
+        generated = self._generate(batch, timing)
+        generated.attach(_score_all(self.metrics, generated.inputs, timing["metrics"], self.timed))
+        return generated.records
+
+    def _generate(self, batch: list[tuple[Item, int]], timing: dict) -> Generated:
+        """Run the system on a chunk of (utterance, draw) -> its records (system part filled in)
+        and the metric inputs of the utterances it produced an output for."""
         records, inputs, scored, skipped = [], [], [], []
         for item, draw in batch:
             record = {"id": item.id, "status": "ok", "error": None, "metrics": {}, "system": None,
@@ -683,10 +690,7 @@ class _Run:
                                  item.text, item.language, call.info, call.codes, item.spoken_text, item.category))
             scored.append(record)
             skipped.append(_unusable_entries(self.metrics, call.unusable))
-        for record, entries, missing in zip(scored, _score_all(self.metrics, inputs, timing["metrics"], self.timed),
-                                            skipped):
-            record["metrics"] = {**entries, **missing}
-        return records
+        return Generated(records, inputs, scored, skipped)
 
     def _fill(self, batch: list[tuple[Item, int, dict]], keys: tuple[str, ...], timing: dict) -> list[dict]:
         """Score the metrics ``keys`` on existing records -> the records with them added.
@@ -765,6 +769,23 @@ class _Run:
                     raise store_unwritable(self.store.folder / rel, exc) from exc
 
 
+@dataclass
+class Generated:
+    """A chunk after the system ran: ``records`` (all of the chunk, failed calls included) and,
+    for the utterances with an output, ``inputs`` to score, their ``scored`` records and the
+    metric entries their ``skipped`` (unusable) inputs already decide."""
+
+    records: list[dict]
+    inputs: list[Inputs]
+    scored: list[dict]
+    skipped: list[dict]
+
+    def attach(self, entries: list[dict]) -> None:
+        """Store per-utterance metric entries (one dict per input, any subset of the metrics)."""
+        for record, computed, missing in zip(self.scored, entries, self.skipped):
+            record["metrics"] = {**record["metrics"], **computed, **missing}
+
+
 def _failed(entry: dict) -> bool:
     """A stored metric entry that is a failure (no value, and not "does not apply")."""
     return entry.get("value") is None and not entry.get("not_applicable")
@@ -817,7 +838,9 @@ def run_suite(validated: ValidatedSuite, *, limit: int | None = None, device: st
         jobs = 1  # one process per GPU: forked workers cannot use CUDA
     runner = make_executor(executor, jobs, address, jobs_given=jobs_given)
     if jobs > 1 and device.startswith("cuda") and runner.name == "local":
-        raise ConfigError("jobs > 1 forks worker processes, which CUDA does not support; use jobs: 1 on GPU")
+        raise ConfigError("jobs > 1 forks worker processes, which CUDA does not support: use jobs: 1 on GPU, or "
+                          "--executor pipelined (the system and model metrics stay on the GPU, CPU metrics use the "
+                          "workers)")
     out_root = Path(out or suite.output)
     t = time.perf_counter()
     env = environment(device)

@@ -220,6 +220,7 @@ class SlowMetric(Metric):
 
     name = "slow_metric"
     direction = "higher"
+    cpu_bound = True
     defaults = {"sleep": 0.0, "slow_items": [], "fail_items": [], "fail_while_missing": ""}
 
     def score(self, inputs: Inputs) -> Score:

@@ -183,12 +183,13 @@ def test_an_added_system_is_the_only_one_computed(write_suite, tmp_path):
 SLOW = "  slow: {metric: slow_metric, timeout: 0.5, params: {sleep: 60, slow_items: [syn001]}}"
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_metric_over_its_timeout_is_missing_with_the_reason_and_the_run_goes_on(write_suite, tmp_path, jobs):
+@pytest.mark.parametrize("jobs,executor", [(1, "local"), (2, "local"), (2, "pipelined")])
+def test_a_metric_over_its_timeout_is_missing_with_the_reason_and_the_run_goes_on(write_suite, tmp_path, jobs,
+                                                                                 executor):
     import time
 
     started = time.perf_counter()
-    [outcome] = _run(_write(write_suite, [SI_SDR, SLOW], n=3, jobs=jobs), tmp_path)
+    [outcome] = _run(_write(write_suite, [SI_SDR, SLOW], n=3, jobs=jobs), tmp_path, executor=executor)
     assert time.perf_counter() - started < 45  # the 60-s sleep was killed, not waited for
     records = {r["id"]: r for r in _lines(outcome.folder)}
     assert records["syn001"]["metrics"]["slow"] == {"value": None, "reason": "timed out after 0.5 s"}
@@ -199,6 +200,65 @@ def test_a_metric_over_its_timeout_is_missing_with_the_reason_and_the_run_goes_o
     metrics = json.loads((outcome.folder / "run.json").read_text())["metrics"]
     assert metrics["slow"]["timeout_seconds"] == 0.5 and "timeout_seconds" not in metrics["si_sdr"]
     assert "timeout_seconds" not in metrics["slow"]["settings"]  # a changed timeout still resumes
+
+
+# ------------------------------------------------------------------------------- pipelined
+PIPELINE_SYSTEMS = """  q: {system: dummy_codec, params: {bits: 6}}
+  opus: {params: {bitrate: 6000}}"""
+
+
+def test_pipelined_executor_splits_cpu_metrics_from_model_metrics():
+    from qtts_bench.executors.pipelined import split_metrics
+    from qtts_bench.registry import METRICS
+
+    metrics = {k: METRICS.create(k) for k in ("pesq_wb", "stoi", "estoi", "si_sdr", "bitrate", "sim_o", "wer")}
+    cpu, local = split_metrics(metrics)
+    assert set(cpu) == {"pesq_wb", "stoi", "estoi", "si_sdr"} and set(local) == {"bitrate", "sim_o", "wer"}
+
+
+def test_pipelined_executor_gives_the_local_numbers(write_suite, tmp_path):
+    path = _write(write_suite, [SI_SDR, PESQ, STOI, "  bitrate: {}"], systems=PIPELINE_SYSTEMS, n=5, jobs=2)
+    local = {o.label: o for o in _run(path, tmp_path / "local", jobs=1)}
+    piped = {o.label: o for o in _run(path, tmp_path / "piped", executor="pipelined")}
+    assert set(local) == set(piped) == {"q", "opus"}
+    for label, o in piped.items():
+        assert o.computed == 5 and o.summary["timing"]["executor"] == "pipelined"
+        assert set(o.summary["timing"]["metric_seconds"]) == {"si_sdr", "pesq_wb", "stoi", "bitrate"}
+        for key in ("si_sdr", "pesq_wb", "stoi", "bitrate"):
+            assert _entries(o.folder, key) == _entries(local[label].folder, key), (label, key)
+        assert [list(r["metrics"]) for r in _lines(o.folder)] == [list(r["metrics"]) for r in _lines(local[label].folder)]
+    again = _run(path, tmp_path / "piped", executor="pipelined")  # resume: nothing to do
+    assert all(o.computed == 0 for o in again)
+    added = _run(_write(write_suite, [SI_SDR, PESQ, STOI, "  bitrate: {}", "  estoi: {}"], systems=PIPELINE_SYSTEMS,
+                        n=5, jobs=2), tmp_path / "piped", executor="pipelined")
+    assert all(o.summary["metrics"]["estoi"]["n_computed"] == 5 for o in added)
+
+
+def _dying_scorer(inputs):
+    """Stands in for the pipelined executor's worker function: the worker dies on syn002."""
+    from qtts_bench.executors import pipelined
+
+    if inputs[0].item_id == "syn002":
+        os._exit(1)
+    return pipelined._real_score_in_worker(inputs)
+
+
+def test_a_dead_pipelined_worker_is_a_clear_error_and_the_run_resumes(write_suite, tmp_path, monkeypatch):
+    from qtts_bench.errors import QttsBenchError
+    from qtts_bench.executors import pipelined
+
+    path = _write(write_suite, [SI_SDR, PESQ], n=6, jobs=1)
+    monkeypatch.setattr(pipelined, "_real_score_in_worker", pipelined._score_in_worker, raising=False)
+    monkeypatch.setattr(pipelined, "_score_in_worker", _dying_scorer)
+    with pytest.raises(QttsBenchError, match="scoring worker process died"):
+        _run(path, tmp_path, executor="pipelined")
+    folder = tmp_path / "inc" / "syn" / "q"
+    kept = _lines(folder) if (folder / "items.jsonl").exists() else []
+    assert [r["id"] for r in kept] == ["syn000", "syn001"][:len(kept)]  # in order, nothing after the death
+    monkeypatch.setattr(pipelined, "_score_in_worker", pipelined._real_score_in_worker)
+    [o] = _run(path, tmp_path, executor="pipelined")
+    assert o.computed == 6 - len(kept)
+    assert sorted(r["id"] for r in _lines(folder)) == [f"syn{i:03d}" for i in range(6)]
 
 
 # ------------------------------------------------------------------------------------- ray

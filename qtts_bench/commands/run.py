@@ -15,8 +15,10 @@ def configure(parser) -> None:
                                       "working folder)")
     parser.add_argument("--jobs", help="worker processes (CPU), or auto: the usable cores (default: the suite's "
                                        "`jobs`, else 1); with --executor ray: Ray actors")
-    parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="local (this machine's processes, default) or ray (Ray actors; extra `ray`)")
+    parser.add_argument("--executor", choices=("local", "pipelined", "ray"), default="local",
+                        help="local (this machine's processes, default), pipelined (system and model metrics in "
+                             "this process on the device, CPU metrics in --jobs workers; for GPUs) or ray (Ray "
+                             "actors; extra `ray`)")
     parser.add_argument("--address", help="with --executor ray: the Ray cluster to join (e.g. auto, ray://host:10001); "
                                           "default: start a local one")
     parser.add_argument("--output-cache", choices=("auto", "on", "off"),

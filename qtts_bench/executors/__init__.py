@@ -8,6 +8,8 @@ matter), so whatever executor ran it, a killed run resumes.
 
 - ``local`` (default): in this process (``jobs: 1``) or in forked worker processes
   (``jobs: N`` / ``auto``), which inherit the loaded system and metrics: one model load.
+- ``pipelined``: the system and model metrics in this process (any device), CPU-bound metrics
+  in forked workers, overlapping (:mod:`qtts_bench.executors.pipelined`).
 - ``ray``: Ray actors, one model load per actor (:mod:`qtts_bench.executors.ray`); optional
   extra ``ray``; imported only when chosen.
 """
@@ -18,7 +20,7 @@ import os
 
 from ..errors import ConfigError
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "pipelined", "ray")
 
 
 def usable_cores() -> int:
@@ -104,7 +106,7 @@ def blas_threads(n: int | None = None) -> int | None:
 
 
 def make_executor(name, jobs: int, address: str | None = None, jobs_given: bool = True):
-    """``name`` ("local" / "ray" / None) -> an executor; an executor object is returned as is.
+    """``name`` ("local" / "pipelined" / "ray" / None) -> an executor; an executor object is returned as is.
     ``jobs_given``: False when ``jobs`` is only the default (Ray then uses the cluster's CPUs)."""
     if name is not None and not isinstance(name, str):
         return name
@@ -115,6 +117,12 @@ def make_executor(name, jobs: int, address: str | None = None, jobs_given: bool 
         from .local import LocalExecutor
 
         return LocalExecutor(jobs)
+    if name == "pipelined":
+        if address:
+            raise ConfigError("--address is for --executor ray")
+        from .pipelined import PipelinedExecutor
+
+        return PipelinedExecutor(jobs)
     if name == "ray":
         from .ray import RayExecutor
 

@@ -72,6 +72,9 @@ class Metric:
     # True for metrics that read the system call's timing (rtf, ttft, peak_memory): an output
     # reused from the output cache was not timed, so they have no value for it (runner.py).
     uses_system_timing: ClassVar[bool] = False
+    # Pure CPU work (no model, no device) that scales over processes: the pipelined executor
+    # scores these in its worker pool and every other metric in the process that holds the device.
+    cpu_bound: ClassVar[bool] = False
 
     # Accepted parameters with their defaults, for metrics that do not define a constructor of
     # their own (those declare their parameters in its signature and check them there).

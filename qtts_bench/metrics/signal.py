@@ -240,6 +240,7 @@ class _ReferenceMetric(Metric):
 
     direction: ClassVar[str] = "higher"
     aggregation: ClassVar[str] = "mean"
+    cpu_bound: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ("reference",)
     sample_rate: ClassVar[int] = 16000
     defaults: ClassVar[dict] = {"align": "strict"}  # every accepted parameter with its default
