@@ -1,4 +1,4 @@
-"""Command line: ``qtts-bench run | validate | list | score | report | compare | train``.
+"""Command line: ``qtts-bench run | validate | list | score | report | compare | train | cache``.
 
 Each subcommand lives in ``qtts_bench/commands/<name>.py`` with ``configure(parser)`` and
 ``main(args) -> exit code``; this module only dispatches, so ``--help`` imports nothing heavy.
@@ -22,6 +22,7 @@ COMMANDS = {
     "report": "render CSV + HTML leaderboards, ablations, plots and listening pages from results",
     "compare": "paired comparison of two runs with CIs; non-zero exit when a threshold is crossed",
     "train": "train a model (qdac) from a config file",
+    "cache": "show the output cache (system outputs shared by runs) or prune it by size or age",
 }
 
 

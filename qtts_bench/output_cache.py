@@ -26,7 +26,8 @@ hashes, key or format do not match, is treated as missing and rewritten.
 
 Layout: ``<root>/<system name>-<identity sha256[:16]>/identity.json`` (what the folder holds)
 and ``.../<key[:2]>/<key>.npz``; root: ``<cache root>/system-outputs``
-(:func:`default_location`).
+(:func:`default_location`). An entry's modification time is its last use (reading touches it);
+:func:`prune_outputs` (``qtts-bench cache prune``) removes the least recently used first.
 """
 
 from __future__ import annotations
@@ -216,6 +217,10 @@ class OutputCache:
         except Exception as exc:  # noqa: BLE001 -- zip, npy, JSON and our own checks all mean "missing"
             log.warning("output cache: ignoring %s (%s: %s); computing the output again", path, type(exc).__name__, exc)
             return None
+        try:  # last use = modification time: prune_outputs() removes the least recently used first
+            os.utime(path)
+        except OSError:  # a read-only cache still serves
+            pass
         return CachedOutput(audio, codes, meta)
 
     def put(self, key: str, audio: np.ndarray, codes: np.ndarray | None, meta: dict) -> Path:
@@ -260,3 +265,90 @@ def _check_entry(key: str, meta: dict, audio: np.ndarray, codes: np.ndarray | No
     stored_codes = _array_sha256(codes) if codes is not None else None
     if stored_codes != meta.get("codes_sha256"):
         raise ValueError("codes do not match their hash")
+
+
+# ------------------------------------------------------------------------------ size and eviction
+@dataclass
+class CacheFolder:
+    """One system identity's folder: entries, bytes, the newest use (epoch seconds) and who made it."""
+
+    path: Path
+    system: str
+    params: dict
+    entries: int
+    bytes: int
+    last_used: float | None
+
+
+def _entry_files(root: Path):
+    """(path, size, mtime) of every entry under ``root`` (entries deleted meanwhile are skipped)."""
+    for folder in (p for p in root.glob("*") if p.is_dir()):
+        yield from _entry_files_of(folder)
+
+
+def cache_folders(root: Path | None = None) -> list[CacheFolder]:
+    """What the output cache at ``root`` (default: :func:`default_location`) holds, per system identity."""
+    root = Path(root) if root is not None else default_location()
+    folders = []
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        files = list(_entry_files_of(folder))
+        try:
+            identity = json.loads((folder / "identity.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            identity = {}
+        folders.append(CacheFolder(folder, str(identity.get("system", folder.name)), identity.get("params") or {},
+                                   len(files), sum(size for _, size, _ in files),
+                                   max((mtime for _, _, mtime in files), default=None)))
+    return folders
+
+
+def _entry_files_of(folder: Path):
+    for path in folder.glob("??/*.npz"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        yield path, st.st_size, st.st_mtime
+
+
+def prune_outputs(root: Path | None = None, *, max_bytes: int | None = None, older_than_seconds: float | None = None,
+                  dry_run: bool = False, now: float | None = None) -> dict:
+    """Remove output-cache entries: those unused for ``older_than_seconds``, then the least
+    recently used until the cache holds at most ``max_bytes``. Folders left without entries are
+    removed too. A run reading an entry being removed finds it missing and computes the output
+    again, so pruning is safe while runs go on. -> ``{"removed", "removed_bytes", "kept", "kept_bytes"}``."""
+    import time as _time
+
+    root = Path(root) if root is not None else default_location()
+    now = _time.time() if now is None else now
+    files = sorted(_entry_files(root), key=lambda f: f[2]) if root.is_dir() else []  # oldest use first
+    total = sum(size for _, size, _ in files)
+    doomed = []
+    for path, size, mtime in files:
+        too_old = older_than_seconds is not None and now - mtime > older_than_seconds
+        too_big = max_bytes is not None and total > max_bytes
+        if not (too_old or too_big):
+            continue
+        doomed.append((path, size))
+        total -= size
+    if not dry_run:
+        for path, _ in doomed:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        for folder in [p for p in root.glob("*") if p.is_dir()] if root.is_dir() else []:
+            if not any(folder.glob("??/*.npz")):
+                for sub in folder.glob("??"):
+                    try:
+                        sub.rmdir()
+                    except OSError:
+                        pass
+                try:
+                    (folder / "identity.json").unlink(missing_ok=True)
+                    folder.rmdir()
+                except OSError:
+                    pass
+    removed_bytes = sum(size for _, size in doomed)
+    return {"removed": len(doomed), "removed_bytes": removed_bytes,
+            "kept": len(files) - len(doomed), "kept_bytes": sum(size for _, size, _ in files) - removed_bytes}

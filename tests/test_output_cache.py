@@ -346,3 +346,58 @@ def test_outside_outputs_are_never_cached(write_suite, tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# ------------------------------------------------------------------------------ size and eviction
+def _filled_cache(root, ages_days):
+    """Two system identities, one entry per age (1 s of audio each); mtime = now - age.
+    -> ({age: path}, now)."""
+    import os
+    import time
+
+    now = time.time()
+    paths = {}
+    for i, age in enumerate(ages_days):
+        cache = OutputCache({"system": "s", "params": {"which": i % 2}}, root=root)
+        key = f"{i:064x}"
+        paths[age] = cache.put(key, np.full(16000, 0.1 * (i + 1), dtype=np.float32), None, {})
+        os.utime(paths[age], (now - age * 86400, now - age * 86400))
+    return paths, now
+
+
+def test_prune_removes_the_least_recently_used_first_down_to_the_size(tmp_path):
+    from qtts_bench.output_cache import cache_folders, prune_outputs
+
+    paths, now = _filled_cache(tmp_path, [5, 1, 3, 2])
+    size = paths[1].stat().st_size
+    report = prune_outputs(tmp_path, max_bytes=2 * size, dry_run=True, now=now)
+    assert report["removed"] == 2 and all(p.exists() for p in paths.values())  # a dry run removes nothing
+    report = prune_outputs(tmp_path, max_bytes=2 * size, now=now)
+    assert report == {"removed": 2, "removed_bytes": 2 * size, "kept": 2, "kept_bytes": 2 * size}
+    assert {age for age, p in paths.items() if p.exists()} == {1, 2}
+    # entries 0 and 2 (ages 5 and 3) were the only ones of identity "which=0": its folder is gone
+    assert [f.params for f in cache_folders(tmp_path)] == [{"which": 1}]
+
+
+def test_prune_by_age_and_a_read_counts_as_a_use(tmp_path):
+    from qtts_bench.output_cache import prune_outputs
+
+    paths, now = _filled_cache(tmp_path, [10, 1, 40])
+    cache = OutputCache({"system": "s", "params": {"which": 0}}, root=tmp_path)
+    assert cache.get(f"{2:064x}") is not None  # the 40-day-old entry is read: now recently used
+    prune_outputs(tmp_path, older_than_seconds=7 * 86400)
+    assert {age for age, p in paths.items() if p.exists()} == {1, 40}
+    assert cache.get(f"{0:064x}") is None  # a pruned entry is simply missing (computed again by a run)
+
+
+def test_cache_command_lists_and_prunes(tmp_path, cli):
+    paths, _ = _filled_cache(tmp_path, [3, 1])
+    info = cli("cache", "--path", str(tmp_path))
+    assert info.returncode == 0, info.stderr
+    assert "which=0" in info.stdout and "which=1" in info.stdout and ": 2 outputs" in info.stdout
+    pruned = cli("cache", "prune", "--older-than", "2", "--path", str(tmp_path))
+    assert pruned.returncode == 0 and "removed 1 outputs" in pruned.stdout
+    assert not paths[3].exists() and paths[1].exists()
+    bad = cli("cache", "prune", "--max-size", "2X", "--path", str(tmp_path))
+    assert bad.returncode == 2 and "--max-size" in bad.stderr
+    assert cli("cache", "prune", "--path", str(tmp_path)).returncode == 2  # no criterion: an error, not a wipe
