@@ -137,6 +137,12 @@ def test_shipped_checkpoints_load_and_are_small(name):
     assert info["config"]["training"]["step"] > 0
 
 
+def test_shipped_qdac_checkpoints_stay_within_the_package_budget():
+    """Issue 14: the package's QDAC checkpoints stay <= 60 MB in total."""
+    total = sum((resolve_checkpoint(name) / "model.safetensors").stat().st_size for name in shipped_names())
+    assert total <= 60 * 2**20, f"{total / 2**20:.1f} MB"
+
+
 def test_suite_runs_qdac_prefixes_end_to_end(tiny_checkpoint, tmp_path):
     """QDAC 1/4 prefixes through the harness runner on synthetic speech (a stand-in for bundled)."""
     import yaml
