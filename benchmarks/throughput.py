@@ -14,7 +14,9 @@ Usage: python benchmarks/throughput.py [--set codec|tts|tts-full] [--sizes 50 17
     without the codec; "floor/2" is the metrics-only loop divided by the usable cores (the
     limit for N cores, as issue 11 defines it).
 (b) ``qtts-bench run`` in a subprocess, process start included, ``--jobs 1`` and ``--jobs auto``,
-    and ``--executor pipelined --jobs auto``;
+    and ``--executor pipelined --jobs auto``, each with ``--output-cache off`` (the codec runs, as
+    in the loop); and ``--jobs auto`` with ``--output-cache on``, whose best repeat reuses the
+    outputs an earlier repeat stored (a re-run that only scores);
 (c) the same with ``--executor ray`` (a local Ray instance started by the run; skipped when
     ray is not installed).
 
@@ -190,9 +192,12 @@ def _loop_subprocess(n: int) -> dict:
 
 # ------------------------------------------------------------------------------ (b), (c) runs
 def run_cli(suite: Path, out: Path, n: int, jobs: str, executor: str = "local", *, env: dict | None = None,
-            run_folder: tuple[str, ...] = ("throughput", "bundled", "opus"), keys: tuple[str, ...] = METRICS) -> dict:
+            run_folder: tuple[str, ...] = ("throughput", "bundled", "opus"), keys: tuple[str, ...] = METRICS,
+            output_cache: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "qtts_bench.cli", "run", str(suite), "--out", str(out), "--limit", str(n),
            "--jobs", jobs, "--executor", executor, "--no-progress"]
+    if output_cache:
+        cmd += ["--output-cache", output_cache]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env=env or {**os.environ, "PYTHONPATH": str(ROOT)})
@@ -461,18 +466,24 @@ def main(argv=None) -> int:
     print(f"# codec metric set (pesq_wb, stoi, estoi, si_sdr) through Opus 6 kbit/s, bundled set; "
           f"{cores} usable cores; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"# {sys.executable} {' '.join(sys.argv)}")
-    header = f"{'n':>4}  {'mode':<26} {'wall s':>7} {'utt/s':>7} {'x loop':>7} {'x floor':>8} " \
+    header = f"{'n':>4}  {'mode':<52} {'wall s':>7} {'utt/s':>7} {'x loop':>7} {'x floor':>8} " \
              f"{'overhead':>8} {'peak MB':>8} {'max |diff|':>10}"
     for n in sizes:
-        modes = [("1", "local"), ("auto", "local"), ("auto", "pipelined")] if not args.quick else [("auto", "local")]
+        # (jobs, executor, output cache): "off" computes every output (the codec is part of the
+        # time, as in the loop); "on" reuses the outputs an earlier repeat stored (the best of the
+        # repeats is shown, so this row is a re-run that only scores).
+        modes = [("1", "local", "off"), ("auto", "local", "off"), ("auto", "pipelined", "off"), ("auto", "local", "on")]
+        if args.quick:
+            modes = [("auto", "local", "off")]
         if have_ray:
-            modes.append(("auto", "ray"))
+            modes.append(("auto", "ray", "off"))
         # Interleaved repeats, best of each kept: the machine's load changes between modes.
         loops, runs = [], {m: [] for m in modes}
         for repeat in range(args.repeats):
             loops.append(_loop_subprocess(n))
-            for jobs, executor in modes:
-                runs[(jobs, executor)].append(run_cli(suite, tmp / f"{executor}-{jobs}-{n}-{repeat}", n, jobs, executor))
+            for jobs, executor, cache in modes:
+                runs[(jobs, executor, cache)].append(run_cli(suite, tmp / f"{executor}-{jobs}-{cache}-{n}-{repeat}", n,
+                                                             jobs, executor, output_cache=cache))
         base = min(loops, key=lambda r: r["codec_seconds"] + r["metrics_seconds"])
         base_metrics = min(r["metrics_seconds"] for r in loops)
         loop_total = base["codec_seconds"] + base["metrics_seconds"]
@@ -480,7 +491,7 @@ def main(argv=None) -> int:
         print(header)
 
         def row(mode, wall, overhead=None, peak=None, diff=None):
-            print(f"{n:>4}  {mode:<26} {wall:>7.2f} {n / wall:>7.2f} {loop_total / wall:>7.2f} "
+            print(f"{n:>4}  {mode:<52} {wall:>7.2f} {n / wall:>7.2f} {loop_total / wall:>7.2f} "
                   f"{wall / floor:>8.2f} {'' if overhead is None else f'{100 * overhead:.1f} %':>8} "
                   f"{'' if peak is None else f'{peak / 2**20:.0f}':>8} "
                   f"{'' if diff is None else f'{diff:.1e}':>10}")
@@ -488,10 +499,12 @@ def main(argv=None) -> int:
         row("loop: metrics only", base_metrics)
         row("loop: codec + metrics", loop_total, peak=base["peak_rss"])
         row(f"floor/{cores}: metrics loop / cores", floor)
-        for jobs, executor in modes:
-            result = min(runs[(jobs, executor)], key=lambda r: r["wall"])
-            row(f"run --executor {executor} --jobs {jobs}", result["wall"], result["overhead_share"],
-                result["peak_rss"], max(max_diff(base["values"], r["values"]) for r in runs[(jobs, executor)]))
+        for mode in modes:
+            jobs, executor, cache = mode
+            result = min(runs[mode], key=lambda r: r["wall"])
+            label = f"run --executor {executor} --jobs {jobs}" + (" (outputs reused)" if cache == "on" else "")
+            row(label, result["wall"], result["overhead_share"],
+                result["peak_rss"], max(max_diff(base["values"], r["values"]) for r in runs[mode]))
             t = result["timing"]
             parts = ", ".join(f"{k} {v:.2f}" for k, v in t["harness_seconds"].items())
             print(f"{'':6}timing: system {t['system_wall_seconds']:.2f} + metrics {t['metrics_wall_seconds']:.2f} + "
