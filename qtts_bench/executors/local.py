@@ -20,9 +20,16 @@ def _worker_work(task):
 
 
 def _init_worker(parent_pid: int) -> None:
+    init_forked_worker(parent_pid, _WORKER_RUN.store if _WORKER_RUN is not None else None)
+
+
+def init_forked_worker(parent_pid: int, store=None) -> None:
+    """Set up a worker process forked from a run (local and pipelined executors): it dies with
+    ``parent_pid``, drops the inherited lock of ``store`` (the parent holds the folder lock; a
+    worker must not keep it) and runs torch and BLAS single-threaded."""
     exit_with_parent(parent_pid)
-    if _WORKER_RUN is not None:  # the parent holds the folder lock; a worker must not keep it
-        _WORKER_RUN.store.forget_lock()
+    if store is not None:
+        store.forget_lock()
     # A forked child that reuses the parent's OpenMP thread pool deadlocks in torch; one
     # thread per worker avoids it (the workers are the parallelism).
     if "torch" in sys.modules:

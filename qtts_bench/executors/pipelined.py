@@ -12,8 +12,9 @@ When it pays: a system or model metrics on a GPU (the local executor cannot fork
 there it scores everything in one process). On a CPU-only machine the local executor's forked
 workers already keep every core busy, and this one is no faster (docs/scale.md).
 
-Workers are forked after the metrics are loaded, run one BLAS and torch thread each, and die
-with this process; this process scores with one BLAS thread, so values match ``jobs: 1``.
+Workers are forked after the metrics are loaded and set up as the local executor's
+(:func:`.local.init_forked_worker`: one BLAS and torch thread each, no folder lock, they die
+with this process); this process scores with one BLAS thread, so values match ``jobs: 1``.
 """
 
 from __future__ import annotations
@@ -32,18 +33,6 @@ def _score_in_worker(inputs: list) -> tuple[list[dict], dict]:
     started = time.perf_counter()
     entries = _score_all(_WORKER_METRICS, inputs, seconds, _WORKER_TIMED)
     return entries, {"metrics": seconds, "chunk": time.perf_counter() - started}
-
-
-def _init_worker(parent_pid: int) -> None:
-    import sys
-
-    from . import blas_threads
-    from .local import exit_with_parent
-
-    exit_with_parent(parent_pid)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-    blas_threads(1)
 
 
 def split_metrics(metrics: dict) -> tuple[dict, dict]:
@@ -72,6 +61,7 @@ class PipelinedExecutor:
 
         from ..runner import _chunk_timing, _score_all
         from . import blas_threads
+        from .local import init_forked_worker
 
         global _WORKER_METRICS, _WORKER_TIMED
         cpu, local = split_metrics(run.metrics)
@@ -83,7 +73,7 @@ class PipelinedExecutor:
         pool = None
         if cpu and any(task[0] != "fill" for task in tasks):
             pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_init_worker, initargs=(os.getpid(),))
+                                       initializer=init_forked_worker, initargs=(os.getpid(), run.store))
         waiting: deque = deque()  # (index, records or Generated, local entries, future, timing), task order
 
         def finish(entry):
