@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections import OrderedDict
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,8 +28,9 @@ class TooFewFrames(Exception):
     """Fewer than 30 STFT frames remain after silent-frame removal (pystoi would return 1e-5)."""
 
 
+@lru_cache(maxsize=1)
 def _pystoi():
-    """(pystoi's ``stoi`` module, its ``utils`` module, usable here?)"""
+    """(pystoi's ``stoi`` module, its ``utils`` module, usable here?), looked up once per process."""
     from importlib.metadata import version
 
     module = importlib.import_module("pystoi.stoi")
