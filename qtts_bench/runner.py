@@ -365,15 +365,13 @@ class _Run:
                 for index, records, timing in executor.map(self, tasks):
                     _add_timing(chunks, timing)
                     t = time.perf_counter()
+                    self._write_pending_audio(records)
                     if tasks[index][0] == "new":
-                        self._write_pending_audio(records)
                         pending += records
                         # finished chunks are saved within a second (one fsync per flush, not per chunk)
                         if len(pending) >= FLUSH_RECORDS or t - last_flush >= FLUSH_SECONDS:
                             flush()
                     else:  # "fill" and "redo" replace existing records
-                        if tasks[index][0] == "redo":
-                            self._write_pending_audio(records)
                         filled.update((record_key(r), r) for r in records)
                     store_in_process += time.perf_counter() - t
                     bar.update(len(records))
