@@ -280,17 +280,26 @@ class CacheFolder:
     last_used: float | None
 
 
-def _entry_files(root: Path):
-    """(path, size, mtime) of every entry under ``root`` (entries deleted meanwhile are skipped)."""
-    for folder in (p for p in root.glob("*") if p.is_dir()):
-        yield from _entry_files_of(folder)
+def _identity_folders(root: Path) -> list[Path]:
+    """The per-identity folders of the output cache at ``root``, sorted (none when it does not exist)."""
+    return sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+
+
+def _entry_files_of(folder: Path):
+    """(path, size, mtime) of every entry in one identity folder (entries deleted meanwhile are skipped)."""
+    for path in folder.glob("??/*.npz"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        yield path, st.st_size, st.st_mtime
 
 
 def cache_folders(root: Path | None = None) -> list[CacheFolder]:
     """What the output cache at ``root`` (default: :func:`default_location`) holds, per system identity."""
     root = Path(root) if root is not None else default_location()
     folders = []
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+    for folder in _identity_folders(root):
         files = list(_entry_files_of(folder))
         try:
             identity = json.loads((folder / "identity.json").read_text(encoding="utf-8"))
@@ -300,15 +309,6 @@ def cache_folders(root: Path | None = None) -> list[CacheFolder]:
                                    len(files), sum(size for _, size, _ in files),
                                    max((mtime for _, _, mtime in files), default=None)))
     return folders
-
-
-def _entry_files_of(folder: Path):
-    for path in folder.glob("??/*.npz"):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        yield path, st.st_size, st.st_mtime
 
 
 def prune_outputs(root: Path | None = None, *, max_bytes: int | None = None, older_than_seconds: float | None = None,
@@ -321,7 +321,8 @@ def prune_outputs(root: Path | None = None, *, max_bytes: int | None = None, old
 
     root = Path(root) if root is not None else default_location()
     now = _time.time() if now is None else now
-    files = sorted(_entry_files(root), key=lambda f: f[2]) if root.is_dir() else []  # oldest use first
+    folders = _identity_folders(root)
+    files = sorted((f for folder in folders for f in _entry_files_of(folder)), key=lambda f: f[2])  # oldest first
     total = sum(size for _, size, _ in files)
     doomed = []
     for path, size, mtime in files:
@@ -337,7 +338,7 @@ def prune_outputs(root: Path | None = None, *, max_bytes: int | None = None, old
                 path.unlink()
             except FileNotFoundError:
                 pass
-        for folder in [p for p in root.glob("*") if p.is_dir()] if root.is_dir() else []:
+        for folder in folders:
             if not any(folder.glob("??/*.npz")):
                 for sub in folder.glob("??"):
                     try:
