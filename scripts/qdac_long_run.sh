@@ -25,8 +25,8 @@ if [ ! -f "$CORPUS/manifest.jsonl" ]; then
   echo "building the training corpus in $CORPUS"
   "$PY" scripts/build_training_corpus.py --out "$CORPUS" > "$RUNS/build_corpus.log" 2>&1
 fi
-# The synthetic voices of round 2 (configs/qdac/*_r2*.yaml), made only when a chain uses them.
-if [[ " $* " == *_r2* ]]; then
+# The synthetic voices of rounds 2 and 3 (configs/qdac/*_r2*.yaml, *_r3*.yaml), made only when a chain uses them.
+if [[ " $* " == *_r[23]* ]]; then
   for spec in "flite_slt --engine flite --voice slt --n 700 --seed 11" "kokoro_kumo --engine kokoro --n 120 --seed 12"; do
     folder="/tmp/qdac_corpus/${spec%% *}"
     if [ ! -f "$folder/manifest.jsonl" ]; then
