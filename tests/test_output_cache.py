@@ -401,3 +401,29 @@ def test_cache_command_lists_and_prunes(tmp_path, cli):
     bad = cli("cache", "prune", "--max-size", "2X", "--path", str(tmp_path))
     assert bad.returncode == 2 and "--max-size" in bad.stderr
     assert cli("cache", "prune", "--path", str(tmp_path)).returncode == 2  # no criterion: an error, not a wipe
+
+
+def test_run_keeps_the_cache_under_its_size_limit_removing_old_outputs_first(write_suite, tmp_path, cli,
+                                                                            monkeypatch):
+    cache_root = tmp_path / "shared"
+    paths, _ = _filled_cache(cache_root, [30, 20])
+    path = _write(write_suite, n=2)
+    common = ("--output-cache", "on", "--output-cache-path", str(cache_root), "--no-progress")
+    bad = cli("run", str(path), "--out", str(tmp_path / "r0"), *common, "--output-cache-max-size", "lots")
+    assert bad.returncode == 2 and "--output-cache-max-size" in bad.stderr
+    assert not (tmp_path / "r0").exists()  # refused before any work
+
+    assert cli("run", str(path), "--out", str(tmp_path / "r1"), *common).returncode == 0  # no limit: all kept
+    new = [p for p in cache_root.glob("*/??/*.npz") if p not in paths.values()]
+    assert len(new) == 2
+    new_bytes = sum(p.stat().st_size for p in new)
+    limit = new_bytes + paths[20].stat().st_size
+    done = cli("run", str(path), "--out", str(tmp_path / "r2"), *common, "--output-cache-max-size", str(limit))
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 least recently used outputs" in done.stdout
+    assert not paths[30].exists() and paths[20].exists() and all(p.exists() for p in new)
+
+    monkeypatch.setenv("QTTS_BENCH_OUTPUT_CACHE_MAX_SIZE", str(new_bytes))
+    again = cli("run", str(path), "--out", str(tmp_path / "r3"), *common)
+    assert again.returncode == 0, again.stderr
+    assert not paths[20].exists() and all(p.exists() for p in new)  # the variable applies without the option

@@ -17,16 +17,17 @@ _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 
           "TB": 2**40}
 
 
-def parse_size(text: str) -> int:
-    """``"500M"``, ``"2G"``, ``"1.5GB"``, ``"1000"`` (bytes) -> bytes (binary units)."""
+def parse_size(text: str, what: str = "--max-size") -> int:
+    """``"500M"``, ``"2G"``, ``"1.5GB"``, ``"1000"`` (bytes) -> bytes (binary units); ``what``
+    names the option or variable in the error."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
     unit = match.group(2).upper() if match else None
     if not match or unit not in _UNITS:
-        raise ConfigError(f"--max-size: expected a size such as 500M or 2G, got '{text}'")
+        raise ConfigError(f"{what}: expected a size such as 500M or 2G, got '{text}'")
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-def _human(n: int) -> str:
+def human_size(n: int) -> str:
     for unit in ("B", "KB", "MB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -59,8 +60,8 @@ def main(args) -> int:
                              older_than_seconds=args.older_than * 86400 if args.older_than is not None else None,
                              dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
-        print(f"{root}: {verb} {done['removed']} outputs ({_human(done['removed_bytes'])}); "
-              f"{done['kept']} kept ({_human(done['kept_bytes'])})")
+        print(f"{root}: {verb} {done['removed']} outputs ({human_size(done['removed_bytes'])}); "
+              f"{done['kept']} kept ({human_size(done['kept_bytes'])})")
         return 0
     folders = cache_folders(root)
     if not folders:
@@ -71,6 +72,6 @@ def main(args) -> int:
     for f in folders:
         used = datetime.fromtimestamp(f.last_used).strftime("%Y-%m-%d %H:%M") if f.last_used else "-"
         params = " ".join(f"{k}={v}" for k, v in sorted(f.params.items()))
-        print(f"{f.path.name.ljust(width)}{f.entries:>8}  {_human(f.bytes):>9}  {used:<16}  {params[:80]}")
-    print(f"{root}: {sum(f.entries for f in folders)} outputs, {_human(sum(f.bytes for f in folders))}")
+        print(f"{f.path.name.ljust(width)}{f.entries:>8}  {human_size(f.bytes):>9}  {used:<16}  {params[:80]}")
+    print(f"{root}: {sum(f.entries for f in folders)} outputs, {human_size(sum(f.bytes for f in folders))}")
     return 0

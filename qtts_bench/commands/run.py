@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+ENV_CACHE_MAX_SIZE = "QTTS_BENCH_OUTPUT_CACHE_MAX_SIZE"  # the size limit when --output-cache-max-size is not given
 
 
 def configure(parser) -> None:
@@ -27,6 +30,9 @@ def configure(parser) -> None:
                              "for reused outputs), off (neither read nor write); overrides the suite's output_cache")
     parser.add_argument("--output-cache-path", metavar="DIR",
                         help="the output cache's folder (default: <$QTTS_BENCH_CACHE or ~/.cache/qtts-bench>/system-outputs)")
+    parser.add_argument("--output-cache-max-size", metavar="SIZE",
+                        help="after the run, remove the output cache's least recently used outputs until it holds "
+                             f"at most SIZE, e.g. 20G (default: ${ENV_CACHE_MAX_SIZE}, else no limit)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="resuming: also recompute utterances whose system failed and metric values recorded as "
                              "failed (a transient error, a fixed system or a longer timeout); not-applicable values "
@@ -52,6 +58,7 @@ def main(args) -> int:
             resolve_jobs(args.jobs)
         except ConfigError:
             raise ConfigError(f"--jobs must be a number >= 1 or auto, got '{args.jobs}'") from None
+    cache_limit = output_cache_limit(args.output_cache_max_size)
     suite = load_suite(args.suite, args.overrides)
     _apply_output_cache_flags(suite, args)
     if args.systems:
@@ -63,6 +70,8 @@ def main(args) -> int:
                          retry_failed=args.retry_failed)
     print_summaries(outcomes)
     print_output_cache(outcomes)
+    if cache_limit is not None:
+        enforce_output_cache_limit(outcomes, cache_limit)
     print_timing(outcomes)
     for label, why in validated.skipped.items():
         print(f"not run (optional, not available here): {label}: {why}")
@@ -77,6 +86,33 @@ def _apply_output_cache_flags(suite, args) -> None:
     if args.output_cache_path is not None:
         suite.output_cache_path = args.output_cache_path
         suite.raw["output_cache_path"] = args.output_cache_path
+
+
+def output_cache_limit(option: str | None) -> int | None:
+    """Bytes the output cache may hold after a run (the option, else the environment), or None."""
+    from .cache import parse_size
+
+    if option is not None:
+        return parse_size(option, "--output-cache-max-size")
+    value = os.environ.get(ENV_CACHE_MAX_SIZE, "").strip()
+    return parse_size(value, f"${ENV_CACHE_MAX_SIZE}") if value else None
+
+
+def enforce_output_cache_limit(outcomes, max_bytes: int) -> None:
+    """Prune every output cache these runs used to ``max_bytes``, least recently used first (the
+    outputs this run read or wrote are the most recent, so they go last)."""
+    from pathlib import Path
+
+    from ..output_cache import prune_outputs
+    from .cache import human_size
+
+    used = [c["output_cache"] for o in outcomes if (c := o.summary.get("system_outputs")) and c.get("output_cache")]
+    locations = {info["location"] for info in used if info.get("location") and (info.get("reads") or info.get("writes"))}
+    for location in sorted(locations):
+        done = prune_outputs(Path(location), max_bytes=max_bytes)
+        if done["removed"]:
+            print(f"output cache over {human_size(max_bytes)}: removed {done['removed']} least recently used outputs "
+                  f"({human_size(done['removed_bytes'])}); {done['kept']} kept ({human_size(done['kept_bytes'])})")
 
 
 def print_output_cache(outcomes) -> None:
