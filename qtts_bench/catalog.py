@@ -142,12 +142,12 @@ SYSTEMS.register("qdac-r2-8", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC round 2, 8 codebooks (50 Hz, 4.4 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=8)
 SYSTEMS.register("qdac-r2-16", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC round 2, 16 codebooks (50 Hz, 8.8 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=16)
-SYSTEMS.register("qdac25-4", "qtts_bench.systems.qdac:QdacCodec", "QDAC at 25 Hz, 4 codebooks (1.1 kbit/s)",
-                 checkpoint="qdac16-25hz-asr", n_codebooks=4)
-SYSTEMS.register("qdac25-8", "qtts_bench.systems.qdac:QdacCodec", "QDAC at 25 Hz, 8 codebooks (2.2 kbit/s)",
-                 checkpoint="qdac16-25hz-asr", n_codebooks=8)
-SYSTEMS.register("qdac25-16", "qtts_bench.systems.qdac:QdacCodec", "QDAC at 25 Hz, 16 codebooks (4.4 kbit/s)",
-                 checkpoint="qdac16-25hz-asr", n_codebooks=16)
+SYSTEMS.register("qdac25-4", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC at 25 Hz round 2, 4 codebooks (1.1 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=4)
+SYSTEMS.register("qdac25-8", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC at 25 Hz round 2, 8 codebooks (2.2 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=8)
+SYSTEMS.register("qdac25-16", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC at 25 Hz round 2, 16 codebooks (4.4 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=16)
 SYSTEMS.register("encodec", "qtts_bench.systems.neural_codecs:EncodecCodec",
                  "EnCodec from a local HF checkpoint folder (path, n_codebooks)")
 SYSTEMS.register("dac", "qtts_bench.systems.neural_codecs:DacCodec",
