@@ -142,6 +142,14 @@ SYSTEMS.register("qdac-r2-8", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC round 2, 8 codebooks (50 Hz, 4.4 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=8)
 SYSTEMS.register("qdac-r2-16", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC round 2, 16 codebooks (50 Hz, 8.8 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=16)
+SYSTEMS.register("qdac-r3-1", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC round 3, codebook 1 only (50 Hz, 0.55 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=1)
+SYSTEMS.register("qdac-r3-4", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC round 3, 4 codebooks (50 Hz, 2.2 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=4)
+SYSTEMS.register("qdac-r3-8", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC round 3, 8 codebooks (50 Hz, 4.4 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=8)
+SYSTEMS.register("qdac-r3-16", "qtts_bench.systems.qdac:QdacCodec",
+                 "QDAC round 3, 16 codebooks (50 Hz, 8.8 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=16)
 SYSTEMS.register("qdac25-4", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC at 25 Hz round 2, 4 codebooks (1.1 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=4)
 SYSTEMS.register("qdac25-8", "qtts_bench.systems.qdac:QdacCodec",
