@@ -367,3 +367,26 @@ def test_listening_link_says_when_no_run_kept_audio(store, tmp_path):
     assert 'class="noaudio"' not in page
     assert ("Outputs of 3 of 10 runs were not kept (opus@bitrate=6000, opus@bitrate=12000, opus@bitrate=24000)"
             in page)
+
+
+def test_flagged_asr_runaways_are_named_with_the_value_without_them(tmp_path, report):
+    assert not any("ran away" in n for t in report.tables for n in t.notes)  # no flag, no note
+    items = write_references(tmp_path / "data", 8)
+    out = tmp_path / "results"
+    folder = write_run(out, suite="s", dataset="d", label="a", system="a", params={}, axes={},
+                       metrics={"wer": WER}, items=items, quality=0.5, seed=1)
+    records = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+    for record in records:  # the ASR metric writes the flag into stats (0/1)
+        record["metrics"]["wer"]["stats"]["runaway"] = 0
+    runaway = records[2]["metrics"]["wer"]
+    runaway["stats"].update(errors=40, runaway=1)
+    runaway["value"] = 40 / runaway["stats"]["ref_words"]
+    (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = build_report(*load_runs([out]), FAST).tables[0]
+    kept = [r["metrics"]["wer"]["stats"] for i, r in enumerate(records) if i != 2]
+    without = 100.0 * sum(s["errors"] for s in kept) / sum(s["ref_words"] for s in kept)  # WER's unit is %
+    with_it = 100.0 * sum(r["metrics"]["wer"]["stats"]["errors"] for r in records) / sum(
+        r["metrics"]["wer"]["stats"]["ref_words"] for r in records)
+    assert table.rows[0].cells["wer"].value == pytest.approx(with_it)  # the table keeps the real transcript
+    note = next(n for n in table.notes if "ran away" in n)
+    assert "1 utterance(s) of a" in note and records[2]["id"] in note and f"without them {without:.1f} %" in note

@@ -525,6 +525,9 @@ def _collapse_not_applicable(flat: np.ndarray | None, rows: np.ndarray, cols: np
     return ~np.isfinite(values) & recorded.any(axis=1) & (na | ~recorded).all(axis=1)
 
 
+RUNAWAY_STAT = "runaway"  # stats key of the ASR metrics' per-utterance runaway flag (1 = flagged)
+
+
 def _float(value) -> float:
     try:
         out = float(value)
@@ -537,7 +540,8 @@ def _metric_arrays(records: list[dict], key: str, info: MetricInfo):
     n = len(records)
     values = np.full(n, np.nan)
     reasons: list = [None] * n
-    stat_names = info.ratio[:2] if info.ratio else ()
+    # ratio metrics (WER, CER) also carry the ASR-runaway flag per utterance, when the metric sets it
+    stat_names = (*info.ratio[:2], RUNAWAY_STAT) if info.ratio else ()
     stats = {name: np.full(n, np.nan) for name in stat_names}
     for i, record in enumerate(records):
         entry = (record.get("metrics") or {}).get(key)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .load import BITRATE_KEY, RTF_KEY, MetricInfo, Run, check_metric_versions
+from .load import BITRATE_KEY, RTF_KEY, RUNAWAY_STAT, MetricInfo, Run, check_metric_versions
 from .stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Estimate, Sample, bootstrap, paired_delta, verdict
 
 
@@ -432,6 +432,7 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
         cell.estimate = estimate
         cell.draws = draw_spread(run, column.metric, common)
     _mark_best(column, rows, samples, options)
+    notes.extend(_runaway_notes(column, members, common))
     if common and len(common) < len(universe):
         missing = {row.name: len(universe - scored[id(row)]) for row in contributing
                    if len(universe - scored[id(row)])}
@@ -451,6 +452,36 @@ def _fill_column(column: Column, rows: list[Row], run_columns, options, notes) -
     if direction is None and column.info.source == "metric":
         notes.append(f"{column.title}: no direction declared in run.json; no best highlighted")
     return common
+
+
+def _runaway_notes(column: Column, members: list[Row], common: list[str]) -> list[str]:
+    """For an ASR column: which runs' transcripts ran away (flagged by the metric) on the common
+    utterances, and the corpus value without them (the table's value keeps them: they are real
+    transcripts of the audio, but one can outweigh dozens of utterances)."""
+    notes = []
+    for row in members:
+        flags = row.run.stats.get(column.metric, {}).get(RUNAWAY_STAT)
+        if flags is None or not common or row.cells[column.key].estimate is None:
+            continue
+        index = row.run.index
+        flagged = [i for i in common if flags[index[i]] > 0]
+        if not flagged:
+            continue
+        kept = sample_for(row.run, column.metric, [i for i in common if flags[index[i]] <= 0])
+        without = kept.statistic() if kept is not None and len(kept.values) else None
+        value = "no utterance left" if without is None or not math.isfinite(without) else _plain(without, column)
+        notes.append(f"{column.title}: the ASR ran away on {len(flagged)} utterance(s) of {row.name} (flagged "
+                     f"by the metric: {', '.join(flagged[:3])}{' ...' if len(flagged) > 3 else ''}); "
+                     f"without them {value}")
+    return notes
+
+
+def _plain(value: float, column: Column) -> str:
+    """A value for a note: fractions and percentages as "12.3 %", others with 4 significant digits."""
+    unit = column.info.unit
+    if unit in ("fraction", "%"):
+        return f"{value * (100.0 if unit == 'fraction' else 1.0):.1f} %"
+    return f"{value:.4g}{(' ' + unit) if unit else ''}"
 
 
 def _mark_best(column: Column, rows: list[Row], samples: dict[int, Sample], options) -> None:
