@@ -125,37 +125,19 @@ METRICS.register("cer_reference_utt_mean", "qtts_bench.metrics.asr.metric:CerRef
                  "mean per-utterance CER of the reference audio")
 SYSTEMS.register("qdac", "qtts_bench.systems.qdac:QdacCodec",
                  "QDAC RVQ codec, 16 kHz (params: checkpoint = shipped name or folder, n_codebooks)")
-SYSTEMS.register("qdac-1", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC, codebook 1 only (50 Hz, 0.55 kbit/s; the 1-codebook prefix of qdac16-50hz-asr)",
-                 checkpoint="qdac16-50hz-asr", n_codebooks=1)
-SYSTEMS.register("qdac-4", "qtts_bench.systems.qdac:QdacCodec", "QDAC, 4 codebooks (50 Hz, 2.2 kbit/s)",
-                 checkpoint="qdac16-50hz-asr", n_codebooks=4)
-SYSTEMS.register("qdac-8", "qtts_bench.systems.qdac:QdacCodec", "QDAC, 8 codebooks (50 Hz, 4.4 kbit/s)",
-                 checkpoint="qdac16-50hz-asr", n_codebooks=8)
-SYSTEMS.register("qdac-16", "qtts_bench.systems.qdac:QdacCodec", "QDAC, 16 codebooks (50 Hz, 8.8 kbit/s)",
-                 checkpoint="qdac16-50hz-asr", n_codebooks=16)
-SYSTEMS.register("qdac-r2-1", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 2, codebook 1 only (50 Hz, 0.55 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=1)
-SYSTEMS.register("qdac-r2-4", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 2, 4 codebooks (50 Hz, 2.2 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=4)
-SYSTEMS.register("qdac-r2-8", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 2, 8 codebooks (50 Hz, 4.4 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=8)
-SYSTEMS.register("qdac-r2-16", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 2, 16 codebooks (50 Hz, 8.8 kbit/s)", checkpoint="qdac16-50hz-asr-r2", n_codebooks=16)
-SYSTEMS.register("qdac-r3-1", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 3, codebook 1 only (50 Hz, 0.55 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=1)
-SYSTEMS.register("qdac-r3-4", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 3, 4 codebooks (50 Hz, 2.2 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=4)
-SYSTEMS.register("qdac-r3-8", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 3, 8 codebooks (50 Hz, 4.4 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=8)
-SYSTEMS.register("qdac-r3-16", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC round 3, 16 codebooks (50 Hz, 8.8 kbit/s)", checkpoint="qdac16-50hz-asr-r3", n_codebooks=16)
-SYSTEMS.register("qdac25-4", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC at 25 Hz round 2, 4 codebooks (1.1 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=4)
-SYSTEMS.register("qdac25-8", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC at 25 Hz round 2, 8 codebooks (2.2 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=8)
-SYSTEMS.register("qdac25-16", "qtts_bench.systems.qdac:QdacCodec",
-                 "QDAC at 25 Hz round 2, 16 codebooks (4.4 kbit/s)", checkpoint="qdac16-25hz-asr-r2", n_codebooks=16)
+# Registry variants of the shipped QDAC checkpoints: one 16-codebook model decodes any prefix.
+# qdac-N stays on round 1, the codec the shipped QTTS models were trained over (they pin its hash).
+for _prefix, _checkpoint, _what, _frame_rate, _counts in (
+        ("qdac", "qdac16-50hz-asr", "QDAC", 50, (1, 4, 8, 16)),
+        ("qdac-r2", "qdac16-50hz-asr-r2", "QDAC round 2", 50, (1, 4, 8, 16)),
+        ("qdac-r3", "qdac16-50hz-asr-r3", "QDAC round 3", 50, (1, 4, 8, 16)),
+        ("qdac25", "qdac16-25hz-asr-r2", "QDAC round 2", 25, (4, 8, 16))):
+    for _n in _counts:
+        _books = "codebook 1 only" if _n == 1 else f"{_n} codebooks"
+        _kbps = _frame_rate * _n * 11 / 1000  # 2048-entry codebooks: 11 bits per code
+        SYSTEMS.register(f"{_prefix}-{_n}", "qtts_bench.systems.qdac:QdacCodec",
+                         f"{_what}, {_books} ({_frame_rate} Hz, {_kbps:g} kbit/s; prefix of {_checkpoint})",
+                         checkpoint=_checkpoint, n_codebooks=_n)
 SYSTEMS.register("encodec", "qtts_bench.systems.neural_codecs:EncodecCodec",
                  "EnCodec from a local HF checkpoint folder (path, n_codebooks)")
 SYSTEMS.register("dac", "qtts_bench.systems.neural_codecs:DacCodec",
