@@ -463,12 +463,12 @@ def _runaway_notes(column: Column, members: list[Row], common: list[str]) -> lis
         flags = row.run.stats.get(column.metric, {}).get(RUNAWAY_STAT)
         if flags is None or not common or row.cells[column.key].estimate is None:
             continue
-        index = row.run.index
-        flagged = [i for i in common if flags[index[i]] > 0]
+        is_flagged = {i: flags[row.run.index[i]] > 0 for i in common}
+        flagged = [i for i in common if is_flagged[i]]
         if not flagged:
             continue
-        kept = sample_for(row.run, column.metric, [i for i in common if flags[index[i]] <= 0])
-        without = kept.statistic() if kept is not None and len(kept.values) else None
+        kept = sample_for(row.run, column.metric, [i for i in common if not is_flagged[i]])
+        without = kept.statistic() if kept is not None else None  # an empty sample gives NaN
         value = "no utterance left" if without is None or not math.isfinite(without) else _plain(without, column)
         notes.append(f"{column.title}: the ASR ran away on {len(flagged)} utterance(s) of {row.name} (flagged "
                      f"by the metric: {', '.join(flagged[:3])}{' ...' if len(flagged) > 3 else ''}); "
