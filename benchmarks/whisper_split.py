@@ -5,7 +5,8 @@ Usage: python benchmarks/whisper_split.py [--n 16] [--batch 8] [--model base] [-
 Loads the model the ``wer`` metric resolves (faster-whisper / CTranslate2, offline) once, then
 transcribes the first N English bundled utterances greedily (no timestamps), timing the backend's
 feature extraction + encoder (``_encode``: every clip padded to Whisper's 30-s window) apart from
-CTranslate2's ``generate``, first one clip per call, then ``--batch`` clips per call, in
+the rest of the backend's ``decode`` (CTranslate2's ``generate`` with the metric's default
+decoding options, and detokenising), first one clip per call, then ``--batch`` clips per call, in
 interleaved repeats (best of each shown). Prints the seconds, the encoder's share, and the
 largest speed-up batching could give if decoding cost nothing (Amdahl): on a CPU the encoder's
 cost per window does not fall with batching, which bounds the batched ``wer`` path there.
@@ -32,9 +33,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import soundfile as sf
-    from faster_whisper.transcribe import get_suppressed_tokens
 
-    from qtts_bench.metrics.asr.backends import get_backend
+    from qtts_bench.metrics.asr.backends import DecodeOptions, get_backend
     from qtts_bench.metrics.asr.models import resolve_model
     from qtts_bench.registry import DATASETS
 
@@ -42,22 +42,27 @@ def main(argv=None) -> int:
     clips = [sf.read(item.audio, dtype="float32")[0] for item in items]
     backend = get_backend(resolve_model("faster-whisper", args.model), device=args.device, cpu_threads=args.threads)
     backend.load()
-    tokenizer = backend._tokenizer("en")
-    prompt = backend._whisper.get_prompt(tokenizer, [], without_timestamps=True)
-    suppress = list(get_suppressed_tokens(tokenizer, [-1]))
+    options = DecodeOptions()  # the wer metric's defaults: greedy, no timestamps
+    encode_seconds = [0.0]
+    encode = backend._encode
+
+    def timed_encode(segments):  # the backend's decode() calls this first, then the model's generate
+        started = time.perf_counter()
+        encoded = encode(segments)
+        encode_seconds[0] += time.perf_counter() - started
+        return encoded
+
+    backend._encode = timed_encode
 
     def transcribe(batch: int) -> tuple[float, float]:
-        encode_s = decode_s = 0.0
+        """-> (encode seconds, decode seconds) for every clip, ``batch`` clips per decode() call."""
+        encode_seconds[0], total = 0.0, 0.0
         for start in range(0, len(clips), batch):
             part = clips[start:start + batch]
             t = time.perf_counter()
-            encoded = backend._encode(part)
-            encode_s += time.perf_counter() - t
-            t = time.perf_counter()
-            backend._whisper.model.generate(encoded, [prompt] * len(part), beam_size=1, max_length=448,
-                                            suppress_tokens=suppress)
-            decode_s += time.perf_counter() - t
-        return encode_s, decode_s
+            backend.decode(part, ["en"] * len(part), options)
+            total += time.perf_counter() - t
+        return encode_seconds[0], total - encode_seconds[0]
 
     transcribe(args.batch)  # warm-up
     best: dict[int, tuple[float, float]] = {}
